@@ -1,0 +1,1 @@
+"""The five vendor presets (registered on import of this module)."""
