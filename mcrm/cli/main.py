@@ -153,12 +153,12 @@ def root(
 def _register() -> None:
     from mcrm.cli import config_cmd, db_cmd, demo_cmd, import_cmd, users_cmd
 
+    app.command("demo")(demo_cmd.demo)
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(users_cmd.app, name="users")
     app.add_typer(db_cmd.app, name="db")
     app.command("sql")(db_cmd.sql)
     app.add_typer(config_cmd.app, name="config")
-    app.command("demo")(demo_cmd.demo)
 
 
 _register()

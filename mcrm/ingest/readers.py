@@ -403,7 +403,7 @@ class Stager:
             ) from None
         self.con.execute(
             f"INSERT INTO import_rejects SELECT {self.import_id}, {_lit(src.display)}, line, "
-            f"column_name, {_reject_reason('error_type', 'error_message', 'column_name')}, "
+            f"column_name, {_reject_reason('error_type', 'error_message', 'column_name', opts)}, "
             f"csv_line FROM {rej}"
         )
         self.rejected_lines = [
@@ -503,17 +503,11 @@ class Stager:
                     errs.append(cast_error(col, raw, value, opts))
             value = normalise(kind, col, value)
             sel.append(f"CAST({value} AS {col.sql_type}) AS {_q(col.stored)}")
-        cast_table = self._name("cast")
-        err_sql = f"coalesce({', '.join(errs)})" if errs else "NULL"
+        err_sql = (
+            f"coalesce({', '.join(errs)})" if len(errs) > 1 else (errs[0] if errs else "NULL")
+        )
         base = self.base_rowid(raw_table)
         line = f"rowid - {base} + 1" if src.fmt == "jsonl" else "NULL::BIGINT"
-        self.con.execute(
-            f"CREATE TEMP TABLE {cast_table} AS SELECT rowid - {base} AS _row, {line} AS _line, "
-            f"{', '.join(sel)}, "
-            f"{err_sql if len(errs) > 1 else (errs[0] if errs else 'NULL')} AS _cast_error "
-            f"FROM {raw_table} WHERE {where}",
-            {k: v for k, v in self.params().items() if "$" + k in " ".join(sel + errs)},
-        )
         checks = " ".join(f"WHEN {cond} THEN {reason}" for cond, reason in kind.checks)
         json_checks = " ".join(
             f"WHEN {_q(c.stored)} IS NOT NULL AND NOT json_valid({_q(c.stored)}) "
@@ -523,12 +517,14 @@ class Stager:
         )
         reason = f"CASE WHEN _cast_error IS NOT NULL THEN _cast_error {json_checks} {checks} END"
         staged = self._name("stg")
-        all_params: dict[str, object] = {"now": self.now, "zones": self.zones}
-        self.con.execute(
-            f"CREATE TEMP TABLE {staged} AS SELECT *, {reason} AS _reason FROM {cast_table}",
-            {k: v for k, v in all_params.items() if f"${k}" in reason},
+        # one pass: cast + normalise in the inner query, checks on its typed columns
+        sql = (
+            f"CREATE TEMP TABLE {staged} AS SELECT *, {reason} AS _reason FROM ("
+            f"SELECT rowid - {base} AS _row, {line} AS _line, {', '.join(sel)}, "
+            f"{err_sql} AS _cast_error FROM {raw_table} WHERE {where})"
         )
-        self.con.execute(f"DROP TABLE {cast_table}")
+        all_params: dict[str, object] = {"now": self.now, "zones": self.zones, "zone": self.zone}
+        self.con.execute(sql, {k: v for k, v in all_params.items() if _uses(sql, k)})
         bad = self.con.execute(
             f"SELECT _row, _line, _reason FROM {staged} WHERE _reason IS NOT NULL ORDER BY _row"
         ).fetchall()
@@ -544,6 +540,13 @@ class Stager:
             self.con.execute(f"DELETE FROM {staged} WHERE _reason IS NOT NULL")
         good = self.con.execute(f"SELECT count(*) FROM {staged}").fetchall()[0][0]
         return Staged(staged, int(good) + len(bad), len(bad))
+
+    def _has_column(self, table: str, column: str) -> bool:
+        rows = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
+            [table, column],
+        ).fetchall()
+        return bool(rows[0][0])
 
     def base_rowid(self, table: str) -> int:
         """Rows of a TEMP table made inside a transaction are numbered from a large offset;
@@ -563,8 +566,8 @@ class Stager:
             return [r + 1 for r in rows]
         skipped = sorted(getattr(self, "rejected_lines", []))
         out: list[int | None] = []
-        for r in rows:
-            line = r + 2
+        for r, given in zip(rows, lines, strict=True):
+            line = given if given is not None else r + 2
             for s in skipped:
                 if s <= line:
                     line += 1
@@ -572,20 +575,43 @@ class Stager:
         return out
 
 
+def _uses(sql: str, param: str) -> bool:
+    """Whether `sql` references the named parameter `$param` (not a longer name)."""
+    import re
+
+    return re.search(rf"\${param}\b", sql) is not None
+
+
 def _duck_compression(src: Source) -> str:
     return {"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression]
 
 
-def _reject_reason(error_type: str, message: str, column: str) -> str:
+def _reject_reason(error_type: str, message: str, column: str, opts: ReadOptions) -> str:
+    value = f"regexp_extract({message}, 'string \"(.*)\" to ', 1)"
+    target = f"lower(regexp_extract({message}, ' to ''([^'']*)''', 1))"
+    hints = ""
+    if not opts.decimal_comma:
+        hints += (
+            f"WHEN regexp_matches({target}, '^(decimal|double|float)') "
+            f"AND regexp_full_match(trim({value}), '-?[0-9]+,[0-9]+') "
+            "THEN ' (decimal comma? pass --decimal-comma)' "
+        )
+    if not opts.epoch:
+        hints += (
+            f"WHEN starts_with({target}, 'timestamp') "
+            f"AND regexp_full_match(trim({value}), '-?[0-9]{{9,}}') "
+            "THEN ' (epoch time? pass --epoch s|ms|us)' "
+        )
+    hint = f" || CASE {hints}ELSE '' END" if hints else ""
     return (
         f"CASE {error_type} "
-        f"WHEN 'CAST' THEN {column} || ': cannot read ''' || "
-        f"regexp_extract({message}, 'string \"(.*)\" to ', 1) || ''' as ' || "
-        f"replace(lower(regexp_extract({message}, ' to ''([^'']*)''', 1)), ' with time zone', '') "
+        f"WHEN 'CAST' THEN {column} || ': cannot read ''' || {value} || ''' as ' || "
+        f"replace({target}, ' with time zone', ''){hint} "
         f"WHEN 'MISSING COLUMNS' THEN 'too few columns: ' || {message} "
         f"WHEN 'TOO MANY COLUMNS' THEN 'too many columns: ' || {message} "
         f"WHEN 'UNQUOTED VALUE' THEN 'unterminated or stray quote: ' || {message} "
         f"WHEN 'INVALID UNICODE' THEN 'not valid UTF-8 (pass --encoding): ' || {message} "
+        f"WHEN 'INVALID ENCODING' THEN 'not valid UTF-8 (pass --encoding): ' || {message} "
         f"ELSE lower(CAST({error_type} AS VARCHAR)) || ': ' || {message} END"
     )
 

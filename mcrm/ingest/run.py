@@ -8,6 +8,7 @@ duplicates, rejected (and forgotten: rows of erased people kept out on purpose),
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import time
 from collections.abc import Callable
@@ -144,7 +145,15 @@ def import_files(
                     parts = [(kind, stage_generic(stager, kind, src, opts))]
                 for k, staged in parts:
                     c = L.Counts()
-                    LOADERS[k.name](LoadContext(con, staged.table, ws, import_id, shown), c)
+                    ctx = LoadContext(
+                        con,
+                        staged.table,
+                        ws,
+                        import_id,
+                        shown,
+                        functools.partial(stager._lines_for, src=src),
+                    )
+                    LOADERS[k.name](ctx, c)
                     secs = time.perf_counter() - t0
                     fs = FileSummary(
                         shown,
@@ -242,8 +251,9 @@ def json_records(stager: Stager, src: Source) -> tuple[str, int]:
     table = stager.read_lines(src) if src.fmt == "jsonl" else stager.read_json_array(src)
     con.execute(f"ALTER TABLE {table} ADD COLUMN _ok BOOLEAN")
     con.execute(
-        f"UPDATE {table} SET _ok = j IS NOT NULL AND trim(j) <> '' AND json_valid(j) "
-        f"AND json_type(CAST(j AS JSON)) = 'OBJECT'"
+        # CASE, not AND: DuckDB evaluates both sides of AND, and casting broken JSON raises
+        f"UPDATE {table} SET _ok = CASE WHEN j IS NOT NULL AND trim(j) <> '' AND json_valid(j) "
+        f"THEN json_type(CAST(j AS JSON)) = 'OBJECT' ELSE false END"
     )
     where = "line" if src.fmt == "jsonl" else "element"
     base = stager.base_rowid(table)
@@ -272,6 +282,8 @@ class LoadContext:
     ws: Workspace
     import_id: int
     file: str
+    # file line numbers of staged rows (_row, _line), as `Stager.finish` reports rejects
+    lines: Callable[[list[int], list[int | None]], list[int | None]] | None = None
 
 
 def _now_sql() -> str:
@@ -286,9 +298,11 @@ def load_events(x: LoadContext, c: L.Counts) -> None:
         coalesce(CAST(properties AS VARCHAR), ''))) WHERE event_id IS NULL"""
     )
     c.forgotten = L.drop_forgotten(con, stg, [("user", "user_id"), ("device", "anonymous_id")])
-    L.resolve(con, stg, [("user", "user_id"), ("device", "anonymous_id")], synthetic=False)
+    L.resolve(
+        con, stg, [("user", "user_id"), ("device", "anonymous_id")], synthetic=False, fill=False
+    )
     cols = {n: f"s.{_q(n)}" for n in EVENT_COLS}
-    cols["user_id"] = "s._uid"
+    cols["user_id"] = "coalesce(s._uid, s.user_id)"
     cols["import_id"] = str(import_id)
     L.insert_first(con, stg, "events", "event_id", cols, c)
     _events_side_effects(con, stg, c)
@@ -302,21 +316,26 @@ EVENT_COLS = (
 
 
 def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) -> None:
-    """Users, devices and device identities from the events, via one aggregate."""
+    """Users and device identities from the events, via one aggregate.
+
+    Device links are inserted directly (first user wins; a device never merges users), not
+    through `link()`: an events file can carry a million devices."""
     con.execute("DROP TABLE IF EXISTS _agg")
     con.execute(
-        f"""CREATE TEMP TABLE _agg AS SELECT _uid, anonymous_id, min(ts) AS first_ts,
-        max(ts) AS last_ts, max_by(platform, ts) AS platform, max_by(os, ts) AS os,
+        f"""CREATE TEMP TABLE _agg AS SELECT coalesce(_uid, user_id) AS _uid, anonymous_id,
+        min(ts) AS first_ts, max(ts) AS last_ts, max_by(os, ts) AS os,
         max_by(os_version, ts) AS os_version, max_by(app_version, ts) AS app_version,
-        max_by(device_model, ts) AS device_model, min(_row) AS _row
-        FROM {stg} WHERE _uid IS NOT NULL GROUP BY _uid, anonymous_id"""
+        max_by(device_model, ts) AS device_model
+        FROM {stg} WHERE coalesce(_uid, user_id) IS NOT NULL
+        GROUP BY coalesce(_uid, user_id), anonymous_id"""
     )
-    L.link(
+    new_links = L._one(
         con,
-        "SELECT 'device' AS kind, anonymous_id AS value, _uid AS user_id, first_ts AS ts, _row "
-        "FROM _agg WHERE anonymous_id IS NOT NULL",
-        "events",
-        c,
+        """INSERT INTO identities
+        SELECT 'device', anonymous_id, arg_min(_uid, (first_ts, _uid)), 'events', min(first_ts)
+        FROM _agg a WHERE anonymous_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM identities i WHERE i.kind = 'device' AND i.value = a.anonymous_id)
+        GROUP BY anonymous_id""",
     )
     _touch_users(
         con,
@@ -325,34 +344,11 @@ def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) 
         max_by(app_version, last_ts) AS app_version,
         max_by(device_model, last_ts) AS device_model FROM _agg GROUP BY _uid""",
     )
-    dev = L.Counts()
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _dev AS SELECT _uid, anonymous_id, platform, os, "
-        "os_version, app_version, device_model, last_ts, _row FROM _agg "
-        "WHERE anonymous_id IS NOT NULL"
-    )
-    L.upsert(
-        con,
-        "_dev",
-        "devices",
-        ["user_id", "device_id"],
-        {
-            "user_id": "s._uid",
-            "device_id": "s.anonymous_id",
-            "platform": "s.platform",
-            "os": "s.os",
-            "os_version": "s.os_version",
-            "app_version": "s.app_version",
-            "device_model": "s.device_model",
-            "last_seen": "s.last_ts",
-        },
-        dev,
-        coalesce=True,
-    )
-    con.execute("DROP TABLE _dev")
     con.execute("DROP TABLE _agg")
     # events seen earlier with only a device id now belong to a user
-    if L._one(con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)"):
+    if new_links and L._one(
+        con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)"
+    ):
         con.execute(
             """UPDATE events SET user_id = i.user_id FROM identities i
             WHERE events.user_id IS NULL AND i.kind = 'device'
@@ -419,17 +415,21 @@ def _fx_convert(x: LoadContext, amount: str, ts: str, out: str) -> int:
         f"WHERE {out} IS NULL ORDER BY _row"
     ).fetchall()
     if missing:
+        if x.lines is not None:
+            lines = x.lines([m[0] for m in missing], [m[1] for m in missing])
+        else:
+            lines = [m[1] or m[0] + 1 for m in missing]
         con.executemany(
             "INSERT INTO import_rejects VALUES (?, ?, ?, 'currency', ?, NULL)",
             [
                 [
                     import_id,
                     x.file,
-                    m[1] or m[0] + 1,
+                    line,
                     f"no fx rate for {m[2]} on {m[3]} (nor in the {age} days before): "
                     f"import fx-rates first, then import this file again",
                 ]
-                for m in missing
+                for m, line in zip(missing, lines, strict=True)
             ],
         )
         con.execute(f"DELETE FROM {stg} WHERE {out} IS NULL")
