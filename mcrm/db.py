@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = """
 CREATE TABLE mcrm_meta (key VARCHAR, value VARCHAR);
@@ -102,8 +102,25 @@ CREATE TABLE tombstones (kind VARCHAR NOT NULL, value_hash VARCHAR NOT NULL,
 CREATE SEQUENCE import_seq START 1;
 """
 
+
+def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
+    """Segment snapshots and lifecycle history (segments issue)."""
+    for stmt in (
+        "CREATE TABLE segment_runs (run_id BIGINT NOT NULL, as_of TIMESTAMP NOT NULL, "
+        "computed_at TIMESTAMP NOT NULL)",
+        "CREATE TABLE segment_snapshots (run_id BIGINT NOT NULL, segment VARCHAR NOT NULL, "
+        "size BIGINT NOT NULL, definition_hash VARCHAR, seconds DOUBLE)",
+        "CREATE TABLE segment_members (run_id BIGINT NOT NULL, segment VARCHAR NOT NULL, "
+        "user_id VARCHAR NOT NULL)",
+        "CREATE TABLE lifecycle_history (run_id BIGINT NOT NULL, as_of TIMESTAMP NOT NULL, "
+        "user_id VARCHAR NOT NULL, stage VARCHAR NOT NULL)",
+        "CREATE SEQUENCE segment_run_seq START 1",
+    ):
+        con.execute(stmt)
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1_to_v2}
 
 LOCK_RE = re.compile(r"PID (\d+)")
 
@@ -270,7 +287,22 @@ ENTITY_TABLES = (
     "import_rejects",
     "user_merges",
     "tombstones",
+    "segment_runs",
+    "segment_snapshots",
+    "segment_members",
+    "lifecycle_history",
 )
+
+
+def user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every table holding people's rows by `user_id` (users and identities excluded), so
+    merges and erasure reach tables that later schema versions add."""
+    rows = con.execute(
+        "SELECT DISTINCT table_name FROM information_schema.columns "
+        "WHERE column_name = 'user_id' AND table_schema = 'main' "
+        "AND table_name NOT IN ('users', 'identities') ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:

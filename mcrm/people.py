@@ -293,15 +293,10 @@ def forget(con: duckdb.DuckDBPyConnection, ident: str) -> dict[str, int]:
 
 
 def extra_user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Tables added by later schema versions (snapshots, outbox, ...) that hold user_id."""
-    from mcrm.db import ENTITY_TABLES
+    """Tables beyond the core ones that hold user_id (snapshots, history, outbox, ...)."""
+    from mcrm.db import user_tables
 
-    rows = con.execute(
-        "SELECT DISTINCT table_name FROM information_schema.columns "
-        "WHERE column_name = 'user_id' AND table_schema = 'main' ORDER BY 1"
-    ).fetchall()
-    known = set(FORGET_TABLES) | set(ENTITY_TABLES)
-    return [r[0] for r in rows if r[0] not in known]
+    return [t for t in user_tables(con) if t not in FORGET_TABLES]
 
 
 def export_data(con: duckdb.DuckDBPyConnection, ident: str) -> dict[str, Any]:

@@ -33,6 +33,24 @@ def error_line(message: str, hint: str | None = None) -> None:
 
 
 class McrmGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        # typer's own main() turns Ctrl-C into a silent Exit(130) and a broken pipe into
+        # sys.exit(1) before `main` below can see them, so they are handled here.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise
+        except BrokenPipeError:
+            # stdout closed early (| head): not an error for a data command. Point the stdout
+            # descriptor at /dev/null so the final flush at exit does not fail again.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            return 0
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -151,11 +169,14 @@ def root(
 
 
 def _register() -> None:
-    from mcrm.cli import config_cmd, db_cmd, demo_cmd, import_cmd, users_cmd
+    from mcrm.cli import config_cmd, db_cmd, demo_cmd, import_cmd, segments_cmd, users_cmd
 
     app.command("demo")(demo_cmd.demo)
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(users_cmd.app, name="users")
+    app.add_typer(segments_cmd.app, name="segments")
+    app.command("rfm")(segments_cmd.rfm)
+    app.command("lifecycle")(segments_cmd.lifecycle)
     app.add_typer(db_cmd.app, name="db")
     app.command("sql")(db_cmd.sql)
     app.add_typer(config_cmd.app, name="config")

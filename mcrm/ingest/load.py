@@ -161,7 +161,6 @@ def link(con: duckdb.DuckDBPyConnection, pairs_sql: str, source: str, counts: Co
     con.execute("DROP TABLE _pairs")
 
 
-USER_REF_TABLES = ("events", "purchases", "consents", "devices", "message_events")
 USER_COLS = (
     "email phone first_name last_name gender birth_date locale country region city home_lat "
     "home_lon timezone os os_version device_model app_version acq_source acq_medium "
@@ -172,11 +171,12 @@ USER_COLS = (
 def merge_users(con: duckdb.DuckDBPyConnection, mapping: str, reason: str) -> int:
     """Merge every `from_id` into its `into_id` (table `mapping`), in every table."""
     n = _one(con, f"SELECT count(*) FROM {mapping}")
-    for t in USER_REF_TABLES:
+    from mcrm.db import user_tables
+
+    for t in user_tables(con):
         con.execute(
             f"UPDATE {t} SET user_id = m.into_id FROM {mapping} m WHERE {t}.user_id = m.from_id"
         )
-    # extra tables later schema versions add carry user ids too
     con.execute(
         f"UPDATE identities SET user_id = m.into_id FROM {mapping} m "
         f"WHERE identities.user_id = m.from_id"
