@@ -47,6 +47,10 @@ class Rows:
     rows: Iterable[Sequence[Any]]
     json_columns: frozenset[str] = frozenset()
     title: str | None = None
+    # fractions shown as percentages in tables (JSON and CSV keep the fraction)
+    percent_columns: frozenset[str] = frozenset(
+        {"share", "row_share", "rate", "conversion", "reject_rate"}
+    )
 
 
 _console: Console | None = None
@@ -116,6 +120,21 @@ def text_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def table_value(value: Any, percent: bool = False) -> str:
+    """A cell for people: fractions as percentages, floats rounded, NULL as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return (
+            f"{value * 100:.1f}%"
+            if percent
+            else f"{value:.4g}"
+            if abs(value) < 1e6
+            else (f"{value:.0f}")
+        )
+    return text_value(value)
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -197,8 +216,9 @@ def _write_table(result: Rows, fh: IO[bytes]) -> int:
     for c in result.columns:
         table.add_column(c, overflow="fold")
     n = 0
+    pct = [c in result.percent_columns for c in result.columns]
     for row in result.rows:
-        table.add_row(*[text_value(v) for v in row])
+        table.add_row(*[table_value(v, p) for v, p in zip(row, pct, strict=True)])
         n += 1
     text = io.TextIOWrapper(fh, encoding="utf-8", write_through=True)
     Console(

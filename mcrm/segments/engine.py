@@ -584,7 +584,9 @@ def export(ws: Workspace, name: str, as_of: dt.datetime | None) -> Rows:
 # RFM grid and lifecycle counts
 
 
-def rfm_grid(ws: Workspace, as_of: dt.datetime | None) -> tuple[Rows, int, int, list[str]]:
+def rfm_grid(
+    ws: Workspace, as_of: dt.datetime | None, by_segment: bool = False
+) -> tuple[Rows, int, int, list[str]]:
     from mcrm.db import open_db
 
     seg = load_segments(ws.root)
@@ -602,31 +604,26 @@ def rfm_grid(ws: Workspace, as_of: dt.datetime | None) -> tuple[Rows, int, int, 
         cells = C.rf_cells(seg.rfm.scheme)
         con.execute("CREATE OR REPLACE TEMP TABLE _cells (segment VARCHAR, r INT, f INT)")
         con.executemany("INSERT INTO _cells VALUES (?, ?, ?)", [list(c) for c in cells])
+        keys = "c.segment" if by_segment else "c.segment, c.r, c.f"
+        order = "customers DESC, c.segment" if by_segment else "c.r DESC, c.f DESC"
         rows = con.execute(
-            """SELECT c.segment, c.r, c.f, count(x.user_id) AS customers,
+            f"""SELECT {keys}, count(x.user_id) AS customers,
                  CASE WHEN ? > 0 THEN CAST(count(x.user_id) AS DOUBLE) / ? END AS share,
                  CAST(avg(x.monetary) AS DECIMAL(18,2)) AS avg_monetary
                FROM _cells c LEFT JOIN rfm x ON x.r = c.r AND x.f = c.f
-               GROUP BY c.segment, c.r, c.f ORDER BY c.r DESC, c.f DESC""",
+               GROUP BY {keys} ORDER BY {order}""",
             [scored, scored],
         ).fetchall()
-    cols = ["segment", "r", "f", "customers", "share", "avg_monetary"]
+    cols = ["segment", "customers", "share", "avg_monetary"]
+    if not by_segment:
+        cols[1:1] = ["r", "f"]
     return Rows(cols, rows), scored, customers - scored, warnings
 
 
 def rfm_segments(ws: Workspace, as_of: dt.datetime | None) -> Rows:
-    grid, scored, _, _ = rfm_grid(ws, as_of)
-    agg: dict[str, list[Any]] = {}
-    for seg, _r, _f, n, _share, avg in grid.rows:
-        a = agg.setdefault(seg, [0, 0.0])
-        a[0] += n
-        a[1] += float(avg or 0) * n
-    rows = [
-        [s, n, (n / scored) if scored else None, round(tot / n, 2) if n else None]
-        for s, (n, tot) in agg.items()
-    ]
-    rows.sort(key=lambda r: -r[1])
-    return Rows(["segment", "customers", "share", "avg_monetary"], rows)
+    """One row per RFM segment (every segment of the scheme, empty ones too)."""
+    grid, _, _, _ = rfm_grid(ws, as_of, by_segment=True)
+    return grid
 
 
 def rfm_transitions(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.datetime) -> Rows:
