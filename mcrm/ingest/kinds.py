@@ -111,6 +111,8 @@ EVENTS = Kind(
     ),
     need=(("name",), ("timestamp",), ("user_id", "anonymous_id")),
     checks=(
+        ("name IS NULL OR trim(name) = ''", "'name is empty'"),
+        ("ts IS NULL", "'timestamp is empty'"),
         ("user_id IS NULL AND anonymous_id IS NULL", "'user_id and anonymous_id are both empty'"),
         _FUTURE,
         _PLATFORM,
@@ -295,6 +297,7 @@ CONSENTS = Kind(
             "'purpose must be marketing or transactional, found ''' || purpose || ''''",
         ),
         ("granted IS NULL", "'granted is empty'"),
+        ("ts IS NULL", "'timestamp is empty'"),
         _FUTURE,
     ),
 )

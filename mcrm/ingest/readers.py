@@ -404,7 +404,10 @@ class Stager:
         self.con.execute(
             f"INSERT INTO import_rejects SELECT {self.import_id}, {_lit(src.display)}, line, "
             f"column_name, {_reject_reason('error_type', 'error_message', 'column_name', opts)}, "
-            f"csv_line FROM {rej}"
+            f"csv_line FROM {rej} "
+            # a short line is one error per missing column: report it once
+            "QUALIFY error_type <> 'MISSING COLUMNS' "
+            "OR row_number() OVER (PARTITION BY line, error_type ORDER BY column_idx) = 1"
         )
         self.rejected_lines = [
             r[0]
@@ -508,6 +511,8 @@ class Stager:
         )
         base = self.base_rowid(raw_table)
         line = f"rowid - {base} + 1" if src.fmt == "jsonl" else "NULL::BIGINT"
+        if self._has_column(raw_table, "_line"):
+            line = "_line"  # a preset that regrouped records says where each one came from
         checks = " ".join(f"WHEN {cond} THEN {reason}" for cond, reason in kind.checks)
         json_checks = " ".join(
             f"WHEN {_q(c.stored)} IS NOT NULL AND NOT json_valid({_q(c.stored)}) "

@@ -188,6 +188,7 @@ def import_files(
                         ],
                     )
                     con.execute(f"DROP TABLE IF EXISTS {staged.table}")
+            attach_anonymous_events(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -345,10 +346,13 @@ def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) 
         max_by(device_model, last_ts) AS device_model FROM _agg GROUP BY _uid""",
     )
     con.execute("DROP TABLE _agg")
-    # events seen earlier with only a device id now belong to a user
-    if new_links and L._one(
-        con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)"
-    ):
+    del new_links
+
+
+def attach_anonymous_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Events seen with only a device id belong to the user that device is now linked to
+    (by an event, a devices file or a profile of any import): run at the end of every import."""
+    if L._one(con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)"):
         con.execute(
             """UPDATE events SET user_id = i.user_id FROM identities i
             WHERE events.user_id IS NULL AND i.kind = 'device'
@@ -392,6 +396,13 @@ def _touch_users(con: duckdb.DuckDBPyConnection, agg_sql: str) -> None:
     con.execute("DROP TABLE _tu")
 
 
+def local_date(expr: str, zone: str) -> str:
+    """SQL: the calendar date, in `zone`, of a naive-UTC TIMESTAMP (a DATE stays as it is).
+
+    Money is converted at the rate of the order's local date (analytics reference §0)."""
+    return f"CAST(timezone({_lit(zone)}, timezone('UTC', CAST({expr} AS TIMESTAMP))) AS DATE)"
+
+
 def _fx_convert(x: LoadContext, amount: str, ts: str, out: str) -> int:
     """Add `out` = `amount` in the base currency; rows with no usable rate are rejected."""
     con, stg, ws, import_id = x.con, x.stg, x.ws, x.import_id
@@ -404,14 +415,16 @@ def _fx_convert(x: LoadContext, amount: str, ts: str, out: str) -> int:
     con.execute(
         f"""UPDATE {stg} AS s SET {out} = CAST(s.{amount} * r.rate AS DECIMAL(18,3))
         FROM (SELECT s2._row, (SELECT f.rate FROM fx_rates f WHERE f.currency = s2.currency
-                 AND f.date <= CAST(s2.{ts} AS DATE)
-                 AND f.date >= CAST(s2.{ts} AS DATE) - INTERVAL {int(age)} DAY
+                 AND f.date <= {local_date(f"s2.{ts}", ws.settings.timezone)}
+                 AND f.date >= {local_date(f"s2.{ts}", ws.settings.timezone)}
+                     - INTERVAL {int(age)} DAY
                ORDER BY f.date DESC LIMIT 1) AS rate
               FROM {stg} s2 WHERE s2.{out} IS NULL) r
         WHERE s._row = r._row AND r.rate IS NOT NULL"""
     )
     missing = con.execute(
-        f"SELECT _row, _line, currency, CAST(CAST({ts} AS DATE) AS VARCHAR) FROM {stg} "
+        f"SELECT _row, _line, currency, "
+        f"CAST({local_date(ts, ws.settings.timezone)} AS VARCHAR) FROM {stg} "
         f"WHERE {out} IS NULL ORDER BY _row"
     ).fetchall()
     if missing:
@@ -495,6 +508,12 @@ def load_users(x: LoadContext, c: L.Counts) -> None:
         ],
     )
     L.resolve(con, stg, [("user", "user_id")], synthetic=False)
+    # custom attributes merge key by key (a later file adds to them, it does not replace them)
+    con.execute(
+        f"""UPDATE {stg} AS s SET attributes = json_merge_patch(u.attributes, s.attributes)
+        FROM users u WHERE u.user_id = s._uid AND s.attributes IS NOT NULL
+          AND u.attributes IS NOT NULL"""
+    )
     cols = {n: f"s.{_q(n)}" for n in USER_IMPORT_COLS}
     cols["user_id"] = "s._uid"
     L.upsert(
@@ -614,7 +633,7 @@ def recompute_base_amounts(con: duckdb.DuckDBPyConnection, ws: Workspace) -> Non
     base = _lit(ws.settings.base_currency)
     age = int(ws.settings.imports.fx_max_age_days)
     for table, amount, out, ts in (
-        ("purchases", "amount", "amount_base", "CAST(t.ts AS DATE)"),
+        ("purchases", "amount", "amount_base", local_date("t.ts", ws.settings.timezone)),
         ("ad_spend", "cost", "cost_base", "t.date"),
     ):
         con.execute(
