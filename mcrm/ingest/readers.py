@@ -538,7 +538,7 @@ class Stager:
             self.con.executemany(
                 "INSERT INTO import_rejects VALUES (?, ?, ?, ?, ?, NULL)",
                 [
-                    [self.import_id, src.display, line, _reason_column(r[2]), r[2]]
+                    [self.import_id, src.display, line, _reason_column(r[2], kind), r[2]]
                     for r, line in zip(bad, lines, strict=True)
                 ],
             )
@@ -621,6 +621,14 @@ def _reject_reason(error_type: str, message: str, column: str, opts: ReadOptions
     )
 
 
-def _reason_column(reason: str) -> str | None:
+def _reason_column(reason: str, kind: Kind | None = None) -> str | None:
+    """The column a reject reason is about: `col: ...`, or a reason that starts with one of
+    the kind's column names (`timestamp ... is in the future`, `platform must be ...`)."""
     head = reason.split(":", 1)[0]
-    return head if head and " " not in head else None
+    if head and " " not in head:
+        return head
+    if kind is not None:
+        for c in sorted(kind.columns, key=lambda c: -len(c.name)):
+            if reason.startswith((c.name + " ", c.name + "/")):
+                return c.name
+    return None
