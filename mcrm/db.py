@@ -148,6 +148,8 @@ def connect(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             hint="is it a DuckDB file made by DuckDB 2.x?",
         ) from None
     con.execute("SET TimeZone='UTC'")
+    # progress goes through mcrm's own stderr reporting, never DuckDB's bar
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
