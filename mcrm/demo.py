@@ -2868,6 +2868,8 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
             f"purchases {info['purchases_from']} .. {info['purchases_to']}",
             markup=False,
         )
+    if (ws.root / "segments.yaml").exists():
+        _demo_segments(ws, quiet)
     rows = list(api.run_sql(ws, PROFILE_SQL).rows)
     if rows:
         uid = str(rows[0][0])
@@ -2875,3 +2877,40 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
             err.print(f"one customer across the app and the shop: mcrm users show {uid}")
         render.profile(api.user_profile(ws, uid))
     return code
+
+
+def _demo_segments(ws: Workspace, quiet: bool) -> None:
+    """Compute every segment of segments.yaml as of the sample's last event (the sample is a
+    fixed past period: as of today everyone would look churned), and show sizes and RFM."""
+    import sys
+
+    from mcrm import api
+    from mcrm.output import Format, Rows, console, write_rows
+    from mcrm.segments.engine import compute, rfm_segments
+
+    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
+    if last is None:
+        return
+    as_of = last.replace(microsecond=0)
+    err = console()
+    res = compute(ws, None, as_of)
+    for w in res.warnings:
+        err.print(f"warning: {w}", markup=False)
+    if not quiet:
+        err.print(
+            f"segments as of {as_of:%Y-%m-%dT%H:%M:%SZ} (the sample's last event), run "
+            f"{res.run_id}; same as: mcrm segments compute --as-of {as_of:%Y-%m-%dT%H:%M:%S}Z",
+            markup=False,
+        )
+    sys.stdout.flush()
+    write_rows(
+        Rows(
+            ["segment", "size", "description"],
+            [[s.name, s.size, s.description] for s in res.sizes],
+            title="segments",
+        ),
+        Format.table,
+    )
+    grid = rfm_segments(ws, as_of)
+    grid.title = "RFM"
+    write_rows(grid, Format.table)
