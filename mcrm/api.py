@@ -96,7 +96,12 @@ def user_profile(
     from mcrm.people import profile
 
     with open_db(ws) as con:
-        return profile(con, ident, as_of, show_pii)
+        data = profile(con, ident, as_of, show_pii)
+        if (ws.root / "segments.yaml").exists():
+            from mcrm.segments.engine import user_analytics
+
+            data["analytics"] = user_analytics(con, ws, data["user_id"], as_of)
+        return data
 
 
 def list_users(

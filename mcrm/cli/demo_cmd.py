@@ -20,9 +20,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 7,
 ) -> int:
     """Run the sample workspace end to end: import every file in data/ with its preset,
-    then show database stats and one merged customer profile."""
-    from mcrm import demo as run_demo
+    compute the segments of segments.yaml, and show the RFM grid and one merged customer."""
+    from mcrm.demo import run
 
-    return run_demo.run(
-        workspace(ctx), generate=generate, users=users, seed=seed, quiet=state(ctx).quiet
-    )
+    return run(workspace(ctx), generate=generate, users=users, seed=seed, quiet=state(ctx).quiet)

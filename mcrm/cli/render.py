@@ -111,6 +111,23 @@ def profile(data: dict[str, object]) -> None:
             tab.add_row(*[text_value(r[c]) for c in cols])
         out.print(tab)
 
+    analytics = data.get("analytics")
+    if isinstance(analytics, dict):
+        rfm, lc, tier = analytics.get("rfm"), analytics.get("lifecycle"), analytics.get("tier")
+        parts = [f"as of {text_value(analytics.get('as_of'))}"]
+        if isinstance(lc, dict):
+            parts.append(f"lifecycle {lc['stage']} (last active {lc['days_since_last']} days ago)")
+        if isinstance(rfm, dict):
+            parts.append(f"RFM {rfm['segment']} (cell {rfm['cell']})")
+        if isinstance(tier, dict):
+            parts.append(f"tier {tier['tier']}")
+        out.print("analytics: " + "; ".join(parts), markup=False)
+        segs = analytics.get("segments")
+        if isinstance(segs, list) and segs:
+            out.print(
+                "segments (latest snapshots): " + ", ".join(s["segment"] for s in segs),
+                markup=False,
+            )
     section("identities", data.get("identities"))
     section("devices", data.get("devices"))
     section("consents", data.get("consents"))

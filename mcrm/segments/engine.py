@@ -643,7 +643,7 @@ def rfm_transitions(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.dat
                       CAST(count(*) AS DOUBLE) / sum(count(*)) OVER
                         (PARTITION BY coalesce(a.segment, 'none')) AS row_share
                FROM rfm_then a FULL OUTER JOIN rfm_now b ON a.user_id = b.user_id
-               GROUP BY ALL ORDER BY 1, 2"""
+               GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
     return Rows(["from_segment", "to_segment", "customers", "row_share"], rows)
 
@@ -695,3 +695,45 @@ def validate(ws: Workspace) -> tuple[list[Any], list[Any]]:
         with open_db(ws) as con:
             warnings = event_name_warnings(con, seg)
     return probs.errors, warnings
+
+
+def user_analytics(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, uid: str, as_of: dt.datetime | None
+) -> dict[str, Any]:
+    """For a profile: RFM cell, lifecycle stage and tier as of the instant, and the segments
+    the user was in at each segment's latest snapshot."""
+    out: dict[str, Any] = {}
+    seg = load_segments(ws.root)
+    ctx = ctx_for(ws, seg, as_of)
+    materialise(con, ctx, {"rfm", "lifecycle", "tiers"} if seg.tiers else {"rfm", "lifecycle"})
+    row = con.execute(
+        "SELECT segment, cell, recency_days, frequency, monetary FROM rfm WHERE user_id = ?",
+        [uid],
+    ).fetchall()
+    out["rfm"] = (
+        dict(
+            zip(["segment", "cell", "recency_days", "frequency", "monetary"], row[0], strict=True)
+        )
+        if row
+        else None
+    )
+    row = con.execute(
+        "SELECT stage, days_since_last FROM lifecycle WHERE user_id = ?", [uid]
+    ).fetchall()
+    out["lifecycle"] = {"stage": row[0][0], "days_since_last": row[0][1]} if row else None
+    if seg.tiers:
+        row = con.execute("SELECT tier, spend FROM tiers WHERE user_id = ?", [uid]).fetchall()
+        out["tier"] = {"tier": row[0][0], "spend": row[0][1]} if row else None
+    out["as_of"] = ctx.as_of
+    out["segments"] = [
+        {"segment": r[0], "run_id": r[1], "as_of": r[2]}
+        for r in con.execute(
+            """SELECT m.segment, m.run_id, r.as_of FROM segment_members m
+               JOIN segment_runs r USING (run_id)
+               WHERE m.user_id = ? AND m.run_id = (SELECT max(s.run_id) FROM segment_snapshots s
+                                                  WHERE s.segment = m.segment)
+               ORDER BY m.segment""",
+            [uid],
+        ).fetchall()
+    ]
+    return out

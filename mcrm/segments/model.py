@@ -330,7 +330,16 @@ class Parser:
         val = v["country"]
         vals = val if isinstance(val, list) else [val]
         if not all(isinstance(x, str) and re.fullmatch(r"[A-Za-z]{2}", x) for x in vals):
-            self.err((*path, "country"), f"country needs ISO codes like CZ, found {val!r}")
+            # YAML 1.1 reads an unquoted NO (Norway) as false: show what was written
+            at = [(*path, "country", i) for i in range(len(vals))]
+            if not isinstance(val, list):
+                at = [(*path, "country")]
+            raw = [self.doc.raw_text(q) for x, q in zip(vals, at, strict=True) if x is False]
+            self.err(
+                (*path, "country"),
+                f"country needs ISO codes like CZ, found {val!r}",
+                f'quote it: "{raw[0]}" (YAML 1.1 reads it as false)' if raw else None,
+            )
         op = "in" if isinstance(val, list) else "eq"
         return self._mk("attr", {"name": "country", "op": op, "value": val}, path, line)
 
@@ -488,8 +497,14 @@ class Parser:
         p = (*path, head)
         spec = self._mapping(p, v[head], head, ("within", "between", *COMPARE))
         args: dict[str, Any] = {}
-        self._window(p, spec, args)
-        cmp = {k: spec[k] for k in spec if k in COMPARE}
+        # `between` is both a window ([from, to] dates) and a comparison ([low, high] amounts)
+        # here: numbers make it the comparison, anything else the window
+        b = spec.get("between")
+        b_is_cmp = isinstance(b, list) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in b
+        )
+        self._window(p, {k: x for k, x in spec.items() if k != "between" or not b_is_cmp}, args)
+        cmp = {k: spec[k] for k in spec if k in COMPARE and (k != "between" or b_is_cmp)}
         if not cmp:
             self.err(p, f"{head} needs a comparison (gte, lte, between, ...)")
         args["compare"] = self.compare(p, cmp) if cmp else {}
