@@ -179,7 +179,7 @@ def op_sql(col: str, op: str, value: Any, is_text: bool = True) -> str:
         return f"coalesce(regexp_matches({text}, {lit(value)}), FALSE)"
     c, v = value_sql(col, value, is_text)
     if op == "ne":
-        return f"coalesce({c} <> {v}, FALSE)"
+        return f"coalesce({c} <> {v}, TRUE)"
     sym = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
     return f"coalesce({c} {sym} {v}, FALSE)"
 
