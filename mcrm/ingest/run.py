@@ -204,11 +204,10 @@ def stage_generic(stager: Stager, kind: Kind, src: Source, opts: ReadOptions) ->
     if src.fmt in ("csv", "tsv"):
         found, delim = csv_header(src, opts)
         mapping, ignored = resolve_mapping(kind, found, opts, src.display)
-        table = stager.typed_csv(kind, src, opts, mapping, delim, found)
-        structural = stager.last_rejected
+        relation = stager.typed_csv(kind, src, opts, mapping, delim, found)
         exprs = {dest: _q(s) for dest, s in mapping.items()}
-        staged = stager.finish(kind, table, exprs, stager.typed_cols, opts, src)
-        con.execute(f"DROP TABLE {table}")
+        staged = stager.finish(kind, relation, exprs, stager.typed_cols, opts, src, relation=True)
+        structural = stager.last_rejected
         staged.rows_read += structural
         staged.rejected += structural
         staged.ignored_columns = ignored
@@ -302,6 +301,7 @@ def load_events(x: LoadContext, c: L.Counts) -> None:
     L.resolve(
         con, stg, [("user", "user_id"), ("device", "anonymous_id")], synthetic=False, fill=False
     )
+    _events_aggregate(con, stg)
     cols = {n: f"s.{_q(n)}" for n in EVENT_COLS}
     cols["user_id"] = "coalesce(s._uid, s.user_id)"
     cols["import_id"] = str(import_id)
@@ -316,27 +316,54 @@ EVENT_COLS = (
 ).split()
 
 
+AGG_COLS = """min(s.ts) AS first_ts, max(s.ts) AS last_ts, max_by(s.os, s.ts) AS os,
+        max_by(s.os_version, s.ts) AS os_version, max_by(s.app_version, s.ts) AS app_version,
+        max_by(s.device_model, s.ts) AS device_model"""
+
+
+def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str) -> None:
+    """`_agg`: one row per (user, device) of the file, the one aggregate over all its rows.
+
+    Events with only a device id that another event of this file links to a user belong to
+    that user from the start (first link wins, as for stored links): they get `_uid` here,
+    before the insert, which is far cheaper than updating the events table afterwards."""
+    con.execute("DROP TABLE IF EXISTS _agg")
+    con.execute(
+        f"""CREATE TEMP TABLE _agg AS SELECT coalesce(s._uid, s.user_id) AS _uid,
+        s.anonymous_id, {AGG_COLS} FROM {stg} s WHERE coalesce(s._uid, s.user_id) IS NOT NULL
+        GROUP BY coalesce(s._uid, s.user_id), s.anonymous_id"""
+    )
+    orphans = "s.user_id IS NULL AND s._uid IS NULL AND s.anonymous_id IS NOT NULL"
+    if not L._one(con, f"SELECT count(*) FROM (SELECT 1 FROM {stg} s WHERE {orphans} LIMIT 1)"):
+        return
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _links AS SELECT anonymous_id,
+        arg_min(_uid, (first_ts, _uid)) AS uid FROM _agg WHERE anonymous_id IS NOT NULL
+        GROUP BY anonymous_id"""
+    )
+    con.execute(
+        f"""INSERT INTO _agg SELECT l.uid, s.anonymous_id, {AGG_COLS} FROM {stg} s
+        JOIN _links l ON l.anonymous_id = s.anonymous_id WHERE {orphans}
+        GROUP BY l.uid, s.anonymous_id"""
+    )
+    con.execute(
+        f"""UPDATE {stg} AS s SET _uid = l.uid FROM _links l
+        WHERE {orphans} AND s.anonymous_id = l.anonymous_id"""
+    )
+    con.execute("DROP TABLE _links")
+
+
 def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) -> None:
-    """Users and device identities from the events, via one aggregate.
+    """Users and device identities from the file's `_agg` (see `_events_aggregate`).
 
     Device links are inserted directly (first user wins; a device never merges users), not
     through `link()`: an events file can carry a million devices."""
-    con.execute("DROP TABLE IF EXISTS _agg")
     con.execute(
-        f"""CREATE TEMP TABLE _agg AS SELECT coalesce(_uid, user_id) AS _uid, anonymous_id,
-        min(ts) AS first_ts, max(ts) AS last_ts, max_by(os, ts) AS os,
-        max_by(os_version, ts) AS os_version, max_by(app_version, ts) AS app_version,
-        max_by(device_model, ts) AS device_model
-        FROM {stg} WHERE coalesce(_uid, user_id) IS NOT NULL
-        GROUP BY coalesce(_uid, user_id), anonymous_id"""
-    )
-    new_links = L._one(
-        con,
         """INSERT INTO identities
         SELECT 'device', anonymous_id, arg_min(_uid, (first_ts, _uid)), 'events', min(first_ts)
         FROM _agg a WHERE anonymous_id IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM identities i WHERE i.kind = 'device' AND i.value = a.anonymous_id)
-        GROUP BY anonymous_id""",
+        GROUP BY anonymous_id"""
     )
     _touch_users(
         con,
@@ -346,7 +373,6 @@ def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) 
         max_by(device_model, last_ts) AS device_model FROM _agg GROUP BY _uid""",
     )
     con.execute("DROP TABLE _agg")
-    del new_links
 
 
 def attach_anonymous_events(con: duckdb.DuckDBPyConnection) -> None:
