@@ -67,6 +67,8 @@ def console() -> Console:
             highlight=False,
             no_color="NO_COLOR" in os.environ,
             width=None if sys.stderr.isatty() else 120,
+            # a warning or error is one line however long (style: one line per problem)
+            soft_wrap=True,
         )
     return _console
 

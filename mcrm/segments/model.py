@@ -304,6 +304,7 @@ class Parser:
             )
             return self._mk("invalid", {}, path, line)
         op, val = next(iter(ops.items()))
+        self._yaml_bools((*path, op), val)
         if op in ("in", "not_in") and not isinstance(val, list):
             self.err((*path, op), f"{op} needs a list, found {val!r}")
         if op == "between" and (not isinstance(val, list) or len(val) != 2):
@@ -325,6 +326,20 @@ class Parser:
                 or "custom attributes are written attributes.NAME",
             )
         return self._mk("attr", {"name": name, "op": op, "value": val}, path, line)
+
+    def _yaml_bools(self, path: Path_, value: Any) -> None:
+        """`NO`, `yes`, `on`, `off` are booleans in YAML 1.1: as a value to compare with
+        they are almost always meant as text (Norway, a survey answer)."""
+        items = value if isinstance(value, list) else [value]
+        for i, v in enumerate(items):
+            p = (*path, i) if isinstance(value, list) else path
+            raw = self.doc.raw_text(p)
+            if isinstance(v, bool) and raw is not None and raw.lower() not in ("true", "false"):
+                self.err(
+                    p,
+                    f"'{raw}' was read as {str(v).lower()} (YAML 1.1)",
+                    f'quote it: "{raw}" (or write {str(v).lower()} for a boolean)',
+                )
 
     def p_country(self, path: Path_, v: dict[str, Any], line: int | None) -> Node:
         val = v["country"]
