@@ -226,14 +226,19 @@ def haversine(lat: str, lon: str, p: Place) -> str:
 
 
 def bbox(lat: str, lon: str, p: Place, r: float) -> str:
-    """Bounding-box prefilter (analytics reference §16): exact Δλ, poles, antimeridian."""
+    """Bounding-box prefilter (analytics reference §16): exact Δλ, poles, antimeridian.
+
+    The box is padded by 1e-9 degrees (0.1 mm): a point exactly on the radius lies exactly on
+    the box's edge, and printing the bound as a decimal literal can move it by one ulp. The
+    haversine test after it decides membership."""
+    pad = 1e-9
     delta = r / EARTH_R
-    dlat = math.degrees(delta)
+    dlat = math.degrees(delta) + pad
     lo_lat, hi_lat = p.lat - dlat, p.lat + dlat
     cond = f"{lat} BETWEEN {lo_lat!r} AND {hi_lat!r}"
     if hi_lat >= 90 or lo_lat <= -90:
         return cond  # a pole inside: all longitudes
-    dlon = math.degrees(math.asin(min(1.0, math.sin(delta) / math.cos(math.radians(p.lat)))))
+    dlon = math.degrees(math.asin(min(1.0, math.sin(delta) / math.cos(math.radians(p.lat))))) + pad
     lo, hi = p.lon - dlon, p.lon + dlon
     if lo < -180:
         return f"{cond} AND ({lon} >= {lo + 360!r} OR {lon} <= {hi!r})"
@@ -414,7 +419,9 @@ def c_habit(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     lt = local("x.ts", zone)
     slot = []
     if "weekday" in a:
-        slot.append(f"EXTRACT(isodow FROM {lt}) IN ({', '.join(str(d) for d in a['weekday'])})")
+        slot.append(
+            f"{iso_weekday(f'CAST({lt} AS DATE)')} IN ({', '.join(str(d) for d in a['weekday'])})"
+        )
     if "hour" in a:
         slot.append(f"EXTRACT(hour FROM {lt}) >= {a['hour'][0]}")
         slot.append(f"EXTRACT(hour FROM {lt}) < {a['hour'][1]}")
@@ -436,11 +443,25 @@ def c_overdue(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
         "SELECT user_id, day, date_diff('day', LAG(day) OVER (PARTITION BY user_id "
         f"ORDER BY day), day) AS gap FROM ({days}) d"
     )
+    # The exact median gap (what percentile_cont(0.5) gives) from ranks: the middle row, or the
+    # mean of the two middle rows. percentile_cont / median are approximate or missing in
+    # Spark, Trino and ClickHouse (style §12).
+    ranked = (
+        "SELECT user_id, gap, row_number() OVER (PARTITION BY user_id ORDER BY gap, day) AS rn, "
+        f"count(*) OVER (PARTITION BY user_id) AS n FROM ({gaps}) g WHERE gap IS NOT NULL"
+    )
+    median = (
+        f"SELECT user_id, avg(gap) AS median_gap FROM ({ranked}) k "
+        "WHERE 2 * rn >= n AND 2 * rn <= n + 2 GROUP BY user_id"
+    )
+    per_user = (
+        f"SELECT user_id, count(*) AS days, max(day) AS last_day FROM ({days}) d2 GROUP BY user_id"
+    )
     sub = (
-        f"SELECT user_id FROM ({gaps}) g GROUP BY user_id "
-        f"HAVING count(*) >= {int(a['min_purchases'])} "
-        f"AND date_diff('day', max(day), {date_lit(ctx.d_local)}) > "
-        f"{a['factor']!r} * percentile_cont(0.5) WITHIN GROUP (ORDER BY gap)"
+        f"SELECT s.user_id FROM ({per_user}) s JOIN ({median}) m ON m.user_id = s.user_id "
+        f"WHERE s.days >= {int(a['min_purchases'])} "
+        f"AND date_diff('day', s.last_day, {date_lit(ctx.d_local)}) > "
+        f"{a['factor']!r} * m.median_gap"
     )
     return f"u.user_id IN ({sub})"
 
@@ -498,10 +519,27 @@ def c_segment(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
 
 def c_bucket(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     key = f"{a['salt']}:"
-    return (
-        f"(CAST(('0x' || substr(md5({lit(key)} || u.user_id), 1, 8)) AS BIGINT) % 10000 "
-        f"< {int(round(a['percent'] * 100))})"
+    return f"({hex8(f'md5({lit(key)} || u.user_id)')} % 10000 < {int(round(a['percent'] * 100))})"
+
+
+def hex8(hex_sql: str) -> str:
+    """The first 8 hex digits of a lowercase hex string as an integer (0 .. 2^32 - 1).
+
+    Spelled digit by digit with `strpos`, `substr` and arithmetic: a `'0x' || …` string cast to
+    BIGINT is DuckDB-only (ClickHouse and Spark silently give NULL, Snowflake raises)."""
+    digits = " + ".join(
+        f"(strpos('0123456789abcdef', substr({hex_sql}, {i + 1}, 1)) - 1) * {16 ** (7 - i)}"
+        for i in range(8)
     )
+    return f"({digits})"
+
+
+def iso_weekday(date_sql: str) -> str:
+    """ISO day of week (Monday 1 .. Sunday 7) of a DATE, from days since a Monday.
+
+    `EXTRACT(isodow …)` reaches most dialects unchanged (no ISODOW there) and SQLGlot's Spark
+    rewrite of `isodow()` is off by one weekday, so it is spelled with `date_diff`."""
+    return f"((date_diff('day', DATE '2000-01-03', {date_sql}) % 7 + 7) % 7 + 1)"
 
 
 def c_sql(a: dict[str, Any], ctx: Ctx, node: Node) -> str:

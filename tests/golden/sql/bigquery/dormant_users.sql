@@ -1,0 +1,79 @@
+WITH lifecycle AS (
+  SELECT
+    user_id,
+    first_day,
+    last_day,
+    DATE_DIFF(CAST('2026-11-15' AS DATE), last_day, DAY) AS days_since_last,
+    CASE
+      WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), first_day, DAY) <= 7
+      THEN 'new'
+      WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), last_day, DAY) <= 30 AND returned = 1
+      THEN 'reactivated'
+      WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), last_day, DAY) <= 30
+      THEN 'active'
+      WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), last_day, DAY) <= 60
+      THEN 'at_risk'
+      WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), last_day, DAY) <= 90
+      THEN 'dormant'
+      ELSE 'churned'
+    END AS stage
+  FROM (
+    SELECT
+      user_id,
+      MIN(day) AS first_day,
+      MAX(day) AS last_day,
+      MAX(
+        CASE
+          WHEN DATE_DIFF(CAST('2026-11-15' AS DATE), day, DAY) <= 30 AND gap > 60
+          THEN 1
+          ELSE 0
+        END
+      ) AS returned
+    FROM (
+      SELECT
+        user_id,
+        day,
+        DATE_DIFF(day, LAG(day) OVER (PARTITION BY user_id ORDER BY day NULLS LAST), DAY) AS gap
+      FROM (
+        SELECT
+          e.user_id,
+          CAST(DATETIME(TIMESTAMP((
+            e.ts
+          ), 'UTC'), 'Europe/Prague') AS DATE) AS day
+        FROM events AS e
+        WHERE
+          NOT e.user_id IS NULL
+          AND e.ts <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+          AND e.name IN ('session_start')
+        UNION DISTINCT
+        SELECT
+          p.user_id,
+          CAST(DATETIME(TIMESTAMP((
+            p.ts
+          ), 'UTC'), 'Europe/Prague') AS DATE) AS day
+        FROM purchases AS p
+        WHERE
+          NOT p.user_id IS NULL
+          AND p.status = 'paid'
+          AND p.ts <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+      ) AS d
+    ) AS g
+    GROUP BY
+      user_id
+  ) AS x
+)
+SELECT
+  u.user_id
+FROM users AS u
+WHERE
+  (
+    u.first_seen IS NULL
+    OR u.first_seen <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+  )
+  AND u.user_id IN (
+    SELECT
+      user_id
+    FROM lifecycle
+    WHERE
+      stage IN ('dormant')
+  );

@@ -1,0 +1,42 @@
+SELECT
+  u.user_id
+FROM users AS u
+WHERE
+  (
+    u.first_seen IS NULL
+    OR u.first_seen <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+  )
+  AND (
+    u.user_id IN (
+      SELECT
+        d.user_id
+      FROM devices AS d
+      WHERE
+        NOT d.push_token IS NULL
+        AND COALESCE(d.push_enabled, TRUE)
+        AND (
+          d.invalidated_at IS NULL
+          OR d.invalidated_at > CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+        )
+    )
+    AND u.user_id IN (
+      SELECT
+        user_id
+      FROM (
+        SELECT
+          c.user_id,
+          c.granted,
+          ROW_NUMBER() OVER (
+            PARTITION BY c.user_id
+            ORDER BY c.ts DESC, c.granted ASC NULLS LAST, c.source NULLS LAST
+          ) AS rn
+        FROM consents AS c
+        WHERE
+          c.channel = 'push'
+          AND c.purpose = 'marketing'
+          AND c.ts <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+      ) AS x
+      WHERE
+        rn = 1 AND granted
+    )
+  );

@@ -1,0 +1,83 @@
+WITH lifecycle AS (
+  SELECT
+    user_id,
+    first_day,
+    last_day,
+    DATEDIFF(DAY, last_day, CAST('2026-11-15' AS DATE)) AS days_since_last,
+    CASE
+      WHEN DATEDIFF(DAY, first_day, CAST('2026-11-15' AS DATE)) <= 7
+      THEN 'new'
+      WHEN DATEDIFF(DAY, last_day, CAST('2026-11-15' AS DATE)) <= 30 AND returned = 1
+      THEN 'reactivated'
+      WHEN DATEDIFF(DAY, last_day, CAST('2026-11-15' AS DATE)) <= 30
+      THEN 'active'
+      WHEN DATEDIFF(DAY, last_day, CAST('2026-11-15' AS DATE)) <= 60
+      THEN 'at_risk'
+      WHEN DATEDIFF(DAY, last_day, CAST('2026-11-15' AS DATE)) <= 90
+      THEN 'dormant'
+      ELSE 'churned'
+    END AS stage
+  FROM (
+    SELECT
+      user_id,
+      MIN(day) AS first_day,
+      MAX(day) AS last_day,
+      MAX(
+        CASE
+          WHEN DATEDIFF(DAY, day, CAST('2026-11-15' AS DATE)) <= 30 AND gap > 60
+          THEN 1
+          ELSE 0
+        END
+      ) AS returned
+    FROM (
+      SELECT
+        user_id,
+        day,
+        DATEDIFF(DAY, LAG(day) OVER (PARTITION BY user_id ORDER BY day NULLS LAST), day) AS gap
+      FROM (
+        SELECT
+          e.user_id,
+          CAST(FROM_UTC_TIMESTAMP((
+            FROM_UTC_TIMESTAMP((
+              e.ts
+            ), 'UTC')
+          ), 'Europe/Prague') AS DATE) AS day
+        FROM events AS e
+        WHERE
+          NOT e.user_id IS NULL
+          AND e.ts <= CAST('2026-11-15 20:00:00.000000' AS TIMESTAMP_NTZ)
+          AND e.name IN ('session_start')
+        UNION
+        SELECT
+          p.user_id,
+          CAST(FROM_UTC_TIMESTAMP((
+            FROM_UTC_TIMESTAMP((
+              p.ts
+            ), 'UTC')
+          ), 'Europe/Prague') AS DATE) AS day
+        FROM purchases AS p
+        WHERE
+          NOT p.user_id IS NULL
+          AND p.status = 'paid'
+          AND p.ts <= CAST('2026-11-15 20:00:00.000000' AS TIMESTAMP_NTZ)
+      ) AS d
+    ) AS g
+    GROUP BY
+      user_id
+  ) AS x
+)
+SELECT
+  u.user_id
+FROM users AS u
+WHERE
+  (
+    u.first_seen IS NULL
+    OR u.first_seen <= CAST('2026-11-15 20:00:00.000000' AS TIMESTAMP_NTZ)
+  )
+  AND u.user_id IN (
+    SELECT
+      user_id
+    FROM lifecycle
+    WHERE
+      stage IN ('reactivated')
+  );
