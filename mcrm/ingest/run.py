@@ -475,6 +475,28 @@ def _fx_convert(x: LoadContext, amount: str, ts: str, out: str) -> int:
     return len(missing)
 
 
+def _attach_customers(
+    con: duckdb.DuckDBPyConnection,
+    stg: str,
+    ids: list[tuple[str, str]],
+    pairs_sql: str,
+    source: str,
+    c: L.Counts,
+) -> None:
+    """Rows that name a person by user id, customer id or e-mail: resolve them (synthetic
+    e-shop users for strangers), record the links (merging synthetic users into app users they
+    prove to be), resolve again with the new links, and create or widen the users."""
+    L.resolve(con, stg, ids, synthetic=True)
+    L.link(con, pairs_sql, source, c)
+    L.resolve(con, stg, ids, synthetic=True)
+    _touch_users(
+        con,
+        f"""SELECT _uid, max_by(email, _row) AS email, min(ts) AS first_ts, max(ts) AS last_ts,
+        NULL AS os, NULL AS os_version, NULL AS app_version, NULL AS device_model
+        FROM {stg} GROUP BY _uid""",
+    )
+
+
 def load_purchases(x: LoadContext, c: L.Counts) -> None:
     con, stg, import_id = x.con, x.stg, x.import_id
     c.forgotten = L.drop_forgotten(
@@ -482,20 +504,14 @@ def load_purchases(x: LoadContext, c: L.Counts) -> None:
     )
     c.rejected += _fx_convert(x, "amount", "ts", "amount_base")
     ids = [("user", "user_id"), ("customer", "customer_id"), ("email", "email")]
-    L.resolve(con, stg, ids, synthetic=True)
-    L.link(
+    _attach_customers(
         con,
+        stg,
+        ids,
         f"""SELECT 'email' AS kind, email AS value, _uid AS user_id, ts, _row FROM {stg}
         UNION ALL SELECT 'customer', customer_id, _uid, ts, _row FROM {stg}""",
         "purchases",
         c,
-    )
-    L.resolve(con, stg, ids, synthetic=True)
-    _touch_users(
-        con,
-        f"""SELECT _uid, max_by(email, _row) AS email, min(ts) AS first_ts, max(ts) AS last_ts,
-        NULL AS os, NULL AS os_version, NULL AS app_version, NULL AS device_model
-        FROM {stg} GROUP BY _uid""",
     )
     cols = {n: f"s.{_q(n)}" for n in PURCHASE_COLS}
     cols["user_id"] = "s._uid"
@@ -621,19 +637,13 @@ def load_consents(x: LoadContext, c: L.Counts) -> None:
     con, stg, import_id = x.con, x.stg, x.import_id
     c.forgotten = L.drop_forgotten(con, stg, [("user", "user_id"), ("email", "email")])
     ids = [("user", "user_id"), ("email", "email")]
-    L.resolve(con, stg, ids, synthetic=True)
-    L.link(
+    _attach_customers(
         con,
+        stg,
+        ids,
         f"SELECT 'email' AS kind, email AS value, _uid AS user_id, ts, _row FROM {stg}",
         "consents",
         c,
-    )
-    L.resolve(con, stg, ids, synthetic=True)
-    _touch_users(
-        con,
-        f"""SELECT _uid, max_by(email, _row) AS email, min(ts) AS first_ts, max(ts) AS last_ts,
-        NULL AS os, NULL AS os_version, NULL AS app_version, NULL AS device_model
-        FROM {stg} GROUP BY _uid""",
     )
     cols = {
         "user_id": "s._uid",

@@ -678,7 +678,17 @@ def rfm_segments(ws: Workspace, as_of: dt.datetime | None) -> Rows:
     return grid
 
 
-def rfm_transitions(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.datetime) -> Rows:
+def _transitions(
+    ws: Workspace,
+    rel: str,
+    column: str,
+    count_label: str,
+    as_of: dt.datetime | None,
+    compare_to: dt.datetime,
+) -> Rows:
+    """How users moved between two evaluations of a relation (`rfm` segments or `lifecycle`
+    stages), both with the current settings; `none` = not scored / no stage; users who are
+    `none` at both times are left out (analytics reference §1). Row share = count / row total."""
     from mcrm.db import open_db
 
     seg = load_segments(ws.root)
@@ -687,17 +697,20 @@ def rfm_transitions(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.dat
     if then_ctx.as_of >= now_ctx.as_of:
         raise UsageError("--compare-to must be before the evaluation time (--as-of / now)")
     with open_db(ws) as con:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE rfm_then AS {RELATIONS['rfm'](then_ctx)}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE rfm_now AS {RELATIONS['rfm'](now_ctx)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE t_then AS {RELATIONS[rel](then_ctx)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE t_now AS {RELATIONS[rel](now_ctx)}")
         rows = con.execute(
-            """SELECT coalesce(a.segment, 'none') AS from_segment,
-                      coalesce(b.segment, 'none') AS to_segment, count(*) AS customers,
-                      CAST(count(*) AS DOUBLE) / sum(count(*)) OVER
-                        (PARTITION BY coalesce(a.segment, 'none')) AS row_share
-               FROM rfm_then a FULL OUTER JOIN rfm_now b ON a.user_id = b.user_id
+            f"""SELECT coalesce(a.{column}, 'none') AS from_, coalesce(b.{column}, 'none') AS to_,
+                      count(*) AS n, CAST(count(*) AS DOUBLE) / sum(count(*)) OVER
+                        (PARTITION BY coalesce(a.{column}, 'none')) AS row_share
+               FROM t_then a FULL OUTER JOIN t_now b ON a.user_id = b.user_id
                GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
-    return Rows(["from_segment", "to_segment", "customers", "row_share"], rows)
+    return Rows([f"from_{column}", f"to_{column}", count_label, "row_share"], rows)
+
+
+def rfm_transitions(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.datetime) -> Rows:
+    return _transitions(ws, "rfm", "segment", "customers", as_of, compare_to)
 
 
 def lifecycle_counts(ws: Workspace, as_of: dt.datetime | None) -> Rows:
@@ -716,22 +729,7 @@ def lifecycle_counts(ws: Workspace, as_of: dt.datetime | None) -> Rows:
 
 
 def lifecycle_flow(ws: Workspace, as_of: dt.datetime | None, compare_to: dt.datetime) -> Rows:
-    from mcrm.db import open_db
-
-    seg = load_segments(ws.root)
-    now_ctx = ctx_for(ws, seg, as_of)
-    then_ctx = ctx_for(ws, seg, compare_to)
-    if then_ctx.as_of >= now_ctx.as_of:
-        raise UsageError("--compare-to must be before the evaluation time (--as-of / now)")
-    with open_db(ws) as con:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_then AS {RELATIONS['lifecycle'](then_ctx)}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_now AS {RELATIONS['lifecycle'](now_ctx)}")
-        rows = con.execute(
-            """SELECT coalesce(a.stage, 'none') AS from_stage, coalesce(b.stage, 'none')
-                 AS to_stage, count(*) AS users FROM lc_then a
-               FULL OUTER JOIN lc_now b ON a.user_id = b.user_id GROUP BY ALL ORDER BY 1, 2"""
-        ).fetchall()
-    return Rows(["from_stage", "to_stage", "users"], rows)
+    return _transitions(ws, "lifecycle", "stage", "users", as_of, compare_to)
 
 
 def validate(ws: Workspace) -> tuple[list[Any], list[Any]]:
