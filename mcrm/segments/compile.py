@@ -17,6 +17,7 @@ with no occurrences at all: they compile to `NOT IN (users whose count fails)`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -74,8 +75,60 @@ def local(expr: str, zone_sql: str) -> str:
     return f"(({expr}) AT TIME ZONE 'UTC') AT TIME ZONE {zone_sql}"
 
 
-def local_day(expr: str, zone: str) -> str:
-    return f"CAST({local(expr, lit(zone))} AS DATE)"
+def local_day(expr: str, zone: str, as_of: dt.datetime | None = None) -> str:
+    """The calendar date, in `zone`, of a naive-UTC timestamp (SQL).
+
+    With `as_of`, the zone's UTC offsets over the 20 years before it are worked out here, so the
+    SQL is plain arithmetic (`CAST(ts + INTERVAL 'n' SECOND AS DATE)`, newest period first):
+    a time-zone conversion per row costs more than the rest of an RFM aggregation. Older rows
+    fall back to `AT TIME ZONE`. Exact either way."""
+    exact = f"CAST({local(expr, lit(zone))} AS DATE)"
+    if as_of is None:
+        return exact
+    periods = _offset_periods(zone, as_of.replace(minute=0, second=0, microsecond=0))
+    if len(periods) == 1 and periods[0][0] is None:
+        return f"CAST({expr} + INTERVAL '{periods[0][1]}' SECOND AS DATE)"
+    branches = " ".join(
+        f"WHEN {expr} >= {ts_lit(start)} THEN CAST({expr} + INTERVAL '{off}' SECOND AS DATE)"
+        for start, off in periods
+        if start is not None
+    )
+    return f"CASE {branches} ELSE {exact} END"
+
+
+@functools.lru_cache(maxsize=64)
+def _offset_periods(zone: str, as_of: dt.datetime) -> tuple[tuple[dt.datetime | None, int], ...]:
+    """(UTC start, offset seconds) of each constant-offset period from 20 years before `as_of`
+    to two days after it, newest first; a start of None means the offset never changed."""
+    z = ZoneInfo(zone)
+
+    def off(t: dt.datetime) -> int:
+        u = t.replace(tzinfo=dt.UTC).astimezone(z).utcoffset()
+        return int(u.total_seconds()) if u is not None else 0
+
+    lo = as_of - dt.timedelta(days=366 * 20)
+    hi = as_of + dt.timedelta(days=2)
+    starts: list[tuple[dt.datetime, int]] = []
+    t, cur = lo, off(lo)
+    while t < hi:
+        nxt = t + dt.timedelta(days=1)
+        o = off(nxt)
+        if o != cur:
+            a, b = t, nxt  # the change lies in (a, b]: find the first second with the new offset
+            while (b - a) > dt.timedelta(seconds=1):
+                mid = a + (b - a) / 2
+                mid = mid.replace(microsecond=0)
+                if off(mid) == cur:
+                    a = mid
+                else:
+                    b = mid
+            starts.append((b, o))
+            cur = o
+        t = nxt
+    if not starts:
+        return ((None, cur),)
+    first = (lo, off(lo))
+    return tuple(reversed([first, *starts]))
 
 
 def cmp_sql(expr: str, cmp: dict[str, Any]) -> str:
@@ -399,7 +452,7 @@ def c_visited(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     sub = (
         f"SELECT e.user_id FROM events e WHERE e.user_id IS NOT NULL AND {window(ctx, 'e.ts', a)} "
         f"AND {within_place('e.latitude', 'e.longitude', p, r)} GROUP BY e.user_id "
-        f"HAVING count(DISTINCT {local_day('e.ts', ctx.zone)}) >= {int(a['min_count'])}"
+        f"HAVING count(DISTINCT {local_day('e.ts', ctx.zone, ctx.as_of)}) >= {int(a['min_count'])}"
     )
     return f"u.user_id IN ({sub})"
 
@@ -436,7 +489,8 @@ def c_habit(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
 
 def c_overdue(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     days = (
-        f"SELECT DISTINCT p.user_id, {local_day('p.ts', ctx.zone)} AS day FROM purchases p "
+        f"SELECT DISTINCT p.user_id, {local_day('p.ts', ctx.zone, ctx.as_of)} AS day "
+        "FROM purchases p "
         f"WHERE p.status = 'paid' AND p.user_id IS NOT NULL AND p.ts <= {ctx.d}"
     )
     gaps = (

@@ -458,7 +458,7 @@ def describe(
             )
         days = _scalar(
             con,
-            f"SELECT count(DISTINCT {C.local_day('e.ts', ctx.zone)}) FROM events e "
+            f"SELECT count(DISTINCT {C.local_day('e.ts', ctx.zone, ctx.as_of)}) FROM events e "
             f"WHERE e.user_id = ? AND {C.window(ctx, 'e.ts', a)} AND "
             f"{C.within_place('e.latitude', 'e.longitude', p, r)}",
             uid,

@@ -8,56 +8,56 @@ WITH rfm AS (
     f,
     m,
     CAST(100 * r + 10 * f + m AS Nullable(String)) AS cell,
-    CASE
-      WHEN r = 1 AND f = 1
+    CASE 10 * r + f
+      WHEN 11
       THEN 'hibernating'
-      WHEN r = 1 AND f = 2
+      WHEN 12
       THEN 'hibernating'
-      WHEN r = 1 AND f = 3
+      WHEN 13
       THEN 'at_risk'
-      WHEN r = 1 AND f = 4
+      WHEN 14
       THEN 'at_risk'
-      WHEN r = 1 AND f = 5
+      WHEN 15
       THEN 'cant_lose_them'
-      WHEN r = 2 AND f = 1
+      WHEN 21
       THEN 'hibernating'
-      WHEN r = 2 AND f = 2
+      WHEN 22
       THEN 'hibernating'
-      WHEN r = 2 AND f = 3
+      WHEN 23
       THEN 'at_risk'
-      WHEN r = 2 AND f = 4
+      WHEN 24
       THEN 'at_risk'
-      WHEN r = 2 AND f = 5
+      WHEN 25
       THEN 'cant_lose_them'
-      WHEN r = 3 AND f = 1
+      WHEN 31
       THEN 'about_to_sleep'
-      WHEN r = 3 AND f = 2
+      WHEN 32
       THEN 'about_to_sleep'
-      WHEN r = 3 AND f = 3
+      WHEN 33
       THEN 'need_attention'
-      WHEN r = 3 AND f = 4
+      WHEN 34
       THEN 'loyal_customers'
-      WHEN r = 3 AND f = 5
+      WHEN 35
       THEN 'loyal_customers'
-      WHEN r = 4 AND f = 1
+      WHEN 41
       THEN 'promising'
-      WHEN r = 4 AND f = 2
+      WHEN 42
       THEN 'potential_loyalists'
-      WHEN r = 4 AND f = 3
+      WHEN 43
       THEN 'potential_loyalists'
-      WHEN r = 4 AND f = 4
+      WHEN 44
       THEN 'loyal_customers'
-      WHEN r = 4 AND f = 5
+      WHEN 45
       THEN 'loyal_customers'
-      WHEN r = 5 AND f = 1
+      WHEN 51
       THEN 'new_customers'
-      WHEN r = 5 AND f = 2
+      WHEN 52
       THEN 'potential_loyalists'
-      WHEN r = 5 AND f = 3
+      WHEN 53
       THEN 'potential_loyalists'
-      WHEN r = 5 AND f = 4
+      WHEN 54
       THEN 'champions'
-      WHEN r = 5 AND f = 5
+      WHEN 55
       THEN 'champions'
     END AS segment
   FROM (
@@ -66,41 +66,125 @@ WITH rfm AS (
       recency_days,
       frequency,
       monetary,
-      NTILE(5) OVER (ORDER BY recency_days DESC, LOWER(HEX(MD5(user_id))), user_id) AS r,
-      NTILE(5) OVER (ORDER BY frequency ASC, LOWER(HEX(MD5(user_id))), user_id) AS f,
-      NTILE(5) OVER (ORDER BY monetary ASC, LOWER(HEX(MD5(user_id))), user_id) AS m
+      NTILE(5) OVER (ORDER BY recency_days DESC, hr) AS r,
+      NTILE(5) OVER (ORDER BY frequency ASC, hr) AS f,
+      NTILE(5) OVER (ORDER BY monetary ASC, hr) AS m
     FROM (
       SELECT
-        p.user_id,
-        DATE_DIFF(
-          DAY,
-          MAX(
-            CAST((
-              (
-                p.ts
-              ) AT TIME ZONE 'UTC'
-            ) AT TIME ZONE 'Europe/Prague' AS Nullable(DATE))
-          ),
-          CAST('2026-11-15' AS Nullable(DATE))
-        ) AS recency_days,
-        COUNT(
-          DISTINCT CAST((
-            (
-              p.ts
-            ) AT TIME ZONE 'UTC'
-          ) AT TIME ZONE 'Europe/Prague' AS Nullable(DATE))
-        ) AS frequency,
-        CAST(SUM(p.amount_base) AS Nullable(Decimal(18, 3))) AS monetary
-      FROM purchases AS p
-      WHERE
-        p.status = 'paid'
-        AND NOT (
-          p.user_id IS NULL
-        )
-        AND p.ts <= CAST('2026-11-15 20:00:00.000000' AS Nullable(DateTime))
-        AND p.ts >= CAST('2025-11-15 20:00:00.000000' AS Nullable(DateTime))
-      GROUP BY
-        p.user_id
+        b0.*,
+        ROW_NUMBER() OVER (ORDER BY h, user_id) AS hr
+      FROM (
+        SELECT
+          o.user_id,
+          LOWER(HEX(MD5(o.user_id))) AS h,
+          DATE_DIFF(DAY, MAX(o.day), CAST('2026-11-15' AS Nullable(DATE))) AS recency_days,
+          COUNT(DISTINCT o.day) AS frequency,
+          CAST(SUM(o.amount_base) AS Nullable(Decimal(18, 3))) AS monetary
+        FROM (
+          SELECT
+            p.user_id,
+            CASE
+              WHEN p.ts >= CAST('2026-10-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2026-03-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2025-10-26 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2025-03-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2024-10-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2024-03-31 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2023-10-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2023-03-26 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2022-10-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2022-03-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2021-10-31 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2021-03-28 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2020-10-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2020-03-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2019-10-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2019-03-31 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2018-10-28 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2018-03-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2017-10-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2017-03-26 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2016-10-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2016-03-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2015-10-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2015-03-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2014-10-26 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2014-03-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2013-10-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2013-03-31 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2012-10-28 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2012-03-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2011-10-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2011-03-27 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2010-10-31 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2010-03-28 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2009-10-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2009-03-29 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2008-10-26 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2008-03-30 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2007-10-28 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2007-03-25 01:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '7200' SECOND AS Nullable(DATE))
+              WHEN p.ts >= CAST('2006-10-31 20:00:00.000000' AS Nullable(DateTime))
+              THEN CAST(p.ts + INTERVAL '3600' SECOND AS Nullable(DATE))
+              ELSE CAST((
+                (
+                  p.ts
+                ) AT TIME ZONE 'UTC'
+              ) AT TIME ZONE 'Europe/Prague' AS Nullable(DATE))
+            END AS day,
+            p.amount_base
+          FROM purchases AS p
+          WHERE
+            p.status = 'paid'
+            AND NOT (
+              p.user_id IS NULL
+            )
+            AND p.ts <= CAST('2026-11-15 20:00:00.000000' AS Nullable(DateTime))
+            AND p.ts >= CAST('2025-11-15 20:00:00.000000' AS Nullable(DateTime))
+        ) AS o
+        GROUP BY
+          o.user_id
+      ) AS b0
     ) AS b
   ) AS s
 )
