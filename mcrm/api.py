@@ -110,11 +110,31 @@ def list_users(
     limit: int | None = None,
     show_pii: bool = False,
     columns: list[str] | None = None,
+    segment: str | None = None,
 ) -> Rows:
+    """Users, optionally only the members of a segment at its latest snapshot."""
     from mcrm.db import open_db
     from mcrm.people import list_users as run
 
     with open_db(ws) as con:
+        if segment is not None:
+            from mcrm.errors import NotFound
+            from mcrm.segments.engine import _select
+            from mcrm.segments.model import load_segments
+            from mcrm.segments.output_sql import snapshot_members
+
+            _select(load_segments(ws.root), [segment])  # unknown name: did-you-mean
+
+            run_id = con.execute(
+                "SELECT max(run_id) FROM segment_snapshots WHERE segment = ?", [segment]
+            ).fetchall()[0][0]
+            if run_id is None:
+                raise NotFound(
+                    f"segment {segment} has no snapshot yet",
+                    hint=f"mcrm segments compute {segment}",
+                )
+            members = snapshot_members(segment, int(run_id))
+            where = f"({where}) AND {members}" if where else members
         rows = run(con, where, limit, show_pii, columns)
         rows.rows = list(rows.rows)
     return rows

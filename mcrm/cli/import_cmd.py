@@ -1,5 +1,7 @@
 """`mcrm import KIND FILE...`, `mcrm import rejects`, `mcrm import history`."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -82,24 +84,40 @@ def _make(kind: str):  # type: ignore[no-untyped-def]
         ws = workspace(ctx)
         mapping = tuple(_parse_map(m) for m in (map_ or []))
         rate = _parse_rate(max_reject_rate) if max_reject_rate is not None else None
-        result = api.import_files(
-            ws,
-            kind,
-            files,
-            preset=preset,
-            mapping=mapping,
-            delimiter=delimiter,
-            decimal_comma=decimal_comma,
-            encoding=encoding,
-            epoch=epoch,
-            quiet=state(ctx).quiet,
-        )
+        with _progress(state(ctx).quiet) as progress:
+            result = api.import_files(
+                ws,
+                kind,
+                files,
+                preset=preset,
+                mapping=mapping,
+                delimiter=delimiter,
+                decimal_comma=decimal_comma,
+                encoding=encoding,
+                epoch=epoch,
+                quiet=state(ctx).quiet,
+                progress=progress,
+            )
         limit = rate if rate is not None else ws.settings.imports.max_reject_rate
         import_summary(result, fmt, state(ctx).quiet, limit)
         return int(ExitCode.PROBLEMS if result.reject_rate > limit else ExitCode.OK)
 
     command.__doc__ = KIND_HELP[kind]
     return command
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str], None] | None]:
+    """A status line on stderr naming the file being imported, only on a terminal."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from mcrm.output import console
+
+    with console().status("importing") as status:
+        yield lambda shown: status.update(f"importing {shown}")
 
 
 def _parse_map(text: str) -> tuple[str, str]:

@@ -54,7 +54,8 @@ def list_(
         str | None, typer.Option("--where", help="SQL condition over the users table (alias u).")
     ] = None,
     segment: Annotated[
-        str | None, typer.Option("--segment", help="Only members of this segment.")
+        str | None,
+        typer.Option("--segment", help="Only members of this segment (its latest snapshot)."),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N rows.")] = None,
     show_pii: ShowPiiOpt = False,
@@ -64,12 +65,9 @@ def list_(
 ) -> int:
     """Users, one row each (e-mail and phone masked unless --show-pii)."""
     from mcrm import api
-    from mcrm.errors import UsageError
     from mcrm.output import resolve_format, write_rows
 
-    if segment is not None:
-        raise UsageError("--segment needs segments (segments.yaml), not built yet")
-    rows = api.list_users(workspace(ctx), where, limit, show_pii)
+    rows = api.list_users(workspace(ctx), where, limit, show_pii, segment=segment)
     write_rows(rows, resolve_format(fmt, out), out, raw)
     return 0
 
