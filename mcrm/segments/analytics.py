@@ -21,15 +21,21 @@ def rfm_sql(ctx: Ctx) -> str:
         "FROM purchases p WHERE p.status = 'paid' AND p.user_id IS NOT NULL "
         f"AND p.ts <= {ctx.d} AND p.ts >= {ctx.ago(s.window_days)}"
     )
+    # per (customer, day) first, then per customer: cheaper than count(DISTINCT day)
+    days = (
+        f"SELECT o.user_id, o.day, sum(o.amount_base) AS amount FROM ({orders}) o "
+        "GROUP BY o.user_id, o.day"
+    )
     base = (
-        f"SELECT o.user_id, md5(o.user_id) AS h, date_diff('day', max(o.day), {today}) "
-        "AS recency_days, count(DISTINCT o.day) AS frequency, "
-        "CAST(sum(o.amount_base) AS DECIMAL(18,3)) AS monetary "
-        f"FROM ({orders}) o GROUP BY o.user_id"
+        f"SELECT d.user_id, md5(d.user_id) AS h, date_diff('day', max(d.day), {today}) "
+        "AS recency_days, count(*) AS frequency, "
+        "CAST(sum(d.amount) AS DECIMAL(18,3)) AS monetary "
+        f"FROM ({days}) d GROUP BY d.user_id"
     )
     cells = rf_cells(s.scheme)
-    # one integer key per cell: a simple CASE over it is far cheaper than 25 AND-ed tests
-    case = " ".join(f"WHEN {10 * r + f} THEN {lit(n)}" for n, r, f in cells)
+    # the segment of each (R, F) cell from a 25-row table joined on one integer key: cheaper
+    # per customer than a 25-branch CASE
+    cell_rows = ", ".join(f"({10 * r + f}, {lit(n)})" for n, r, f in cells)
     # (md5, id) ranked once; ordering by that rank is ordering by md5(user_id), user_id, and
     # three integer sorts are far cheaper than three sorts on 32-character strings
     ranked = f"SELECT b0.*, row_number() OVER (ORDER BY h, user_id) AS hr FROM ({base}) b0"
@@ -41,9 +47,9 @@ def rfm_sql(ctx: Ctx) -> str:
         f"FROM ({ranked}) b"
     )
     return (
-        "SELECT user_id, recency_days, frequency, monetary, r, f, m, "
-        f"CAST(100 * r + 10 * f + m AS VARCHAR) AS cell, CASE 10 * r + f {case} END AS segment "
-        f"FROM ({scored}) s"
+        "SELECT s.user_id, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, "
+        "CAST(100 * s.r + 10 * s.f + s.m AS VARCHAR) AS cell, c.segment "
+        f"FROM ({scored}) s JOIN (VALUES {cell_rows}) c(rf, segment) ON c.rf = 10 * s.r + s.f"
     )
 
 
