@@ -119,9 +119,8 @@ def list_users(
     with open_db(ws) as con:
         if segment is not None:
             from mcrm.errors import NotFound
-            from mcrm.segments.engine import _select
+            from mcrm.segments.engine import _select, snapshot_members
             from mcrm.segments.model import load_segments
-            from mcrm.segments.output_sql import snapshot_members
 
             _select(load_segments(ws.root), [segment])  # unknown name: did-you-mean
 

@@ -114,7 +114,6 @@ def profile(
             [uid, cutoff],
         )
     )[0]
-    totals["currency"] = None
     orders = _dicts(
         con.execute(
             "SELECT order_id, ts, status, channel, amount, currency, amount_base FROM purchases "
@@ -161,7 +160,7 @@ def profile(
         "merged_from": merged,
         "devices": devices,
         "consents": consent,
-        "purchases": {**{k: v for k, v in totals.items() if k != "currency"}, "recent": orders},
+        "purchases": {**totals, "recent": orders},
         "activity": {**counts, "recent_events": last},
         "messages": messages,
     }

@@ -330,6 +330,10 @@ class Stager:
         self.zone = zone
         self.zones = zones
         self.n = 0
+        # set by each CSV read: the file lines the reader rejected (for line numbers of later
+        # rejects) and how many there were
+        self.rejected_lines: list[int] = []
+        self.last_rejected = 0
 
     def _name(self, prefix: str) -> str:
         self.n += 1
@@ -597,7 +601,7 @@ class Stager:
             return lines
         if src.fmt not in ("csv", "tsv"):
             return [r + 1 for r in rows]
-        skipped = sorted(getattr(self, "rejected_lines", []))
+        skipped = sorted(self.rejected_lines)
         out: list[int | None] = []
         for r, given in zip(rows, lines, strict=True):
             line = given if given is not None else r + 2

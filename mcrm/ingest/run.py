@@ -72,17 +72,7 @@ def expand_files(patterns: list[str], cwd: Path) -> list[tuple[Path, str]]:
             matches = sorted(glob.glob(str(base), recursive=True))
             if not matches:
                 raise DataError(f"no file matches '{pattern}'")
-            items = [
-                (
-                    Path(m),
-                    m
-                    if Path(pattern).is_absolute()
-                    else str(Path(m).relative_to(cwd))
-                    if Path(m).is_relative_to(cwd)
-                    else m,
-                )
-                for m in matches
-            ]
+            items = [(Path(m), _shown(m, pattern, cwd)) for m in matches]
         else:
             items = [(base, pattern)]
         for path, shown in items:
@@ -91,6 +81,14 @@ def expand_files(patterns: list[str], cwd: Path) -> list[tuple[Path, str]]:
                 seen.add(key)
                 out.append((path, shown))
     return out
+
+
+def _shown(match: str, pattern: str, cwd: Path) -> str:
+    """A glob match as the user would write it: relative when the pattern was."""
+    path = Path(match)
+    if not Path(pattern).is_absolute() and path.is_relative_to(cwd):
+        return str(path.relative_to(cwd))
+    return match
 
 
 def import_files(

@@ -371,7 +371,7 @@ def c_event(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
         f"AND e.user_id IS NOT NULL AND {' AND '.join(props) if props else 'TRUE'}"
     )
     if a.get("first_time"):
-        lo = window(ctx, "min(e.ts)", a).replace("min(e.ts) <= ", "min(e.ts) <= ", 1)
+        lo = window(ctx, "min(e.ts)", a)
         return f"u.user_id IN ({base} AND e.ts <= {ctx.d} GROUP BY e.user_id HAVING {lo})"
     sub = f"{base} AND {window(ctx, 'e.ts', a)} GROUP BY e.user_id"
     if "count" in a:

@@ -570,6 +570,15 @@ def diff(ws: Workspace, name: str, since: str | None) -> tuple[int, int, Rows]:
     return int(base), int(latest), Rows(["change", "user_id"], rows)
 
 
+def snapshot_members(segment: str, run_id: int) -> str:
+    """Members of `segment` in snapshot `run_id`, as a condition over `users u`."""
+    name = segment.replace("'", "''")
+    return (
+        f"u.user_id IN (SELECT m.user_id FROM segment_members m "
+        f"WHERE m.run_id = {int(run_id)} AND m.segment = '{name}')"
+    )
+
+
 def list_segments(ws: Workspace) -> Rows:
     from mcrm.db import open_db
 
@@ -755,7 +764,15 @@ def user_analytics(
     out: dict[str, Any] = {}
     seg = load_segments(ws.root)
     ctx = ctx_for(ws, seg, as_of)
-    materialise(con, ctx, {"rfm", "lifecycle", "tiers"} if seg.tiers else {"rfm", "lifecycle"})
+    # RFM needs every customer (quintiles); lifecycle and tiers are per user, so only this
+    # person's rows are computed (the filter is pushed into their per-user grouping)
+    materialise(con, ctx, {"rfm"})
+    for rel in ("lifecycle", "tiers") if seg.tiers else ("lifecycle",):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM ({RELATIONS[rel](ctx)}) x "
+            "WHERE x.user_id = ?",
+            [uid],
+        )
     row = con.execute(
         "SELECT segment, cell, recency_days, frequency, monetary FROM rfm WHERE user_id = ?",
         [uid],
