@@ -1,0 +1,1 @@
+"""Campaigns: definitions, templates, delivery policy and the send plan (SPEC §5)."""
