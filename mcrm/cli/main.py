@@ -169,7 +169,15 @@ def root(
 
 
 def _register() -> None:
-    from mcrm.cli import config_cmd, db_cmd, demo_cmd, import_cmd, segments_cmd, users_cmd
+    from mcrm.cli import (
+        campaigns_cmd,
+        config_cmd,
+        db_cmd,
+        demo_cmd,
+        import_cmd,
+        segments_cmd,
+        users_cmd,
+    )
 
     app.command("demo")(demo_cmd.demo)
     app.add_typer(import_cmd.app, name="import")
@@ -177,6 +185,7 @@ def _register() -> None:
     app.add_typer(segments_cmd.app, name="segments")
     app.command("rfm")(segments_cmd.rfm)
     app.command("lifecycle")(segments_cmd.lifecycle)
+    app.add_typer(campaigns_cmd.app, name="campaigns")
     app.add_typer(db_cmd.app, name="db")
     app.command("sql")(db_cmd.sql)
     app.add_typer(config_cmd.app, name="config")

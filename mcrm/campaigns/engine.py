@@ -1,0 +1,194 @@
+"""Loading and validating every campaign of a workspace (`campaigns/*.yaml`).
+
+`validate` is what CI runs: it parses every campaign file, checks that the segments it names
+exist, that every template file exists (for each locale variant found) and compiles, that
+marketing email has an unsubscribe URL configured, and collects every problem at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mcrm.campaigns.model import Campaign, Delivery, load_campaign_file, load_delivery
+from mcrm.errors import ConfigError, McrmError, UsageError, Where, did_you_mean
+from mcrm.output import Rows
+from mcrm.yamlio import Problems
+
+if TYPE_CHECKING:
+    from mcrm.config import Workspace
+
+CAMPAIGNS_DIR = "campaigns"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    campaigns: dict[str, Campaign]
+    delivery: Delivery
+
+
+def campaign_files(root: Path) -> list[Path]:
+    d = root / CAMPAIGNS_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("*.yaml") if p.is_file()) + sorted(
+        p for p in d.glob("*.yml") if p.is_file()
+    )
+
+
+def load_all(ws: Workspace, probs: Problems, names: list[str] | None = None) -> Loaded:
+    from mcrm.segments.model import load_segments
+
+    seg = load_segments(ws.root, probs)
+    delivery = load_delivery(ws.settings.delivery, ws.root, probs)
+    files = campaign_files(ws.root)
+    stems = [p.stem for p in files]
+    if names:
+        for n in names:
+            if n not in stems:
+                raise UsageError(
+                    f"unknown campaign '{n}'",
+                    hint=did_you_mean(n, stems) or f"campaigns: {', '.join(stems) or 'none'}",
+                )
+        files = [p for p in files if p.stem in names]
+    out: dict[str, Campaign] = {}
+    for p in files:
+        c = load_campaign_file(p, f"{CAMPAIGNS_DIR}/{p.name}", seg, delivery, probs)
+        if c is not None:
+            out[c.name] = c
+    return Loaded(out, delivery)
+
+
+def load(ws: Workspace, name: str) -> tuple[Campaign, Delivery]:
+    """One campaign, stopping at the first problem (for every command but validate)."""
+    probs = Problems()
+    loaded = load_all(ws, probs, [name])
+    probs.raise_first()
+    return loaded.campaigns[name], loaded.delivery
+
+
+def check_templates(ws: Workspace, c: Campaign, probs: Problems) -> None:
+    """Every template file of a campaign (and each of its locale variants) exists and
+    compiles; marketing email needs a configured unsubscribe URL."""
+    base = ws.root / CAMPAIGNS_DIR
+    for path in c.template_paths():
+        f = base / path
+        if not f.is_file():
+            probs.error(
+                f"template file not found: {CAMPAIGNS_DIR}/{path}",
+                where=Where(c.file, None, "templates"),
+            )
+            continue
+        for variant in _locale_variants(f):
+            rel = str(variant.relative_to(base))
+            problem = syntax_problem(variant, f"{CAMPAIGNS_DIR}/{rel}")
+            if problem is not None:
+                probs.errors.append(problem)
+    if c.marketing and "email" in c.channels and "{token}" not in c.delivery.unsubscribe.url:
+        probs.error(
+            "marketing email needs delivery.unsubscribe.url with {token} in mcrm.yaml",
+            where=Where(c.file, None, "channels"),
+            hint="RFC 8058 one-click unsubscribe: List-Unsubscribe needs an https URL",
+        )
+
+
+def syntax_problem(path: Path, display: str) -> McrmError | None:
+    """A template's Jinja2 syntax error as a one-line problem with file:line, or None."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        return ConfigError(f"template is not valid UTF-8 (byte {e.start})", where=Where(display))
+    env = ImmutableSandboxedEnvironment(extensions=[_skip_syntax()])
+    try:
+        env.parse(source)
+    except jinja2.TemplateSyntaxError as e:
+        return ConfigError(f"template syntax error: {e.message}", where=Where(display, e.lineno))
+    return None
+
+
+def _skip_syntax() -> type:
+    """An extension that lets the syntax check accept `{% skip "reason" %}` (the tag itself is
+    rendered by mcrm.campaigns.render); built lazily so importing this module stays cheap."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+    from jinja2.parser import Parser
+
+    class SkipSyntax(Extension):
+        tags = {"skip"}
+
+        def parse(self, parser: Parser) -> nodes.Node:
+            lineno = next(parser.stream).lineno
+            parser.parse_expression()
+            return nodes.Output([nodes.Const("")], lineno=lineno)
+
+    return SkipSyntax
+
+
+def _locale_variants(f: Path) -> list[Path]:
+    """`push_body.j2` and its `push_body.<locale>.j2` siblings (`email.cs.html.j2` too)."""
+    name = f.name
+    if name.endswith(".html.j2"):
+        stem, suffix = name[: -len(".html.j2")], ".html.j2"
+    elif name.endswith(".json.j2"):
+        stem, suffix = name[: -len(".json.j2")], ".json.j2"
+    else:
+        stem, suffix = f.stem, f.suffix
+    out = [f]
+    for sib in sorted(f.parent.glob(f"{stem}.*{suffix}")):
+        middle = sib.name[len(stem) + 1 : len(sib.name) - len(suffix)]
+        if middle and "." not in middle and sib != f:
+            out.append(sib)
+    return out
+
+
+def validate(ws: Workspace, names: list[str] | None = None) -> tuple[list[McrmError], int]:
+    """Every problem in campaigns/ (and the segments and delivery policy they use)."""
+    probs = Problems()
+    loaded = load_all(ws, probs, names)
+    for c in loaded.campaigns.values():
+        check_templates(ws, c, probs)
+    if not campaign_files(ws.root):
+        probs.error(f"no campaign files in {CAMPAIGNS_DIR}/", hint="add campaigns/NAME.yaml")
+    return probs.errors, len(loaded.campaigns)
+
+
+def list_campaigns(ws: Workspace) -> Rows:
+    probs = Problems()
+    loaded = load_all(ws, probs)
+    probs.raise_first()
+    rows = []
+    for c in loaded.campaigns.values():
+        if c.schedule is not None:
+            when = c.schedule.cron or (c.schedule.at.isoformat() if c.schedule.at else "")
+            when += f" ({c.schedule.timezone})"
+        elif c.trigger is not None:
+            when = f"on {c.trigger.event} +{c.trigger.delay}"
+        else:
+            when = "manual"
+        rows.append(
+            [
+                c.name,
+                c.description,
+                c.segment or ("inline where" if c.where is not None else "trigger"),
+                ",".join(c.channels),
+                c.purpose,
+                when,
+                ",".join(v.name for v in c.variants),
+                f"{c.holdout:.0%}",
+            ]
+        )
+    cols = [
+        "campaign",
+        "description",
+        "audience",
+        "channels",
+        "purpose",
+        "schedule",
+        "variants",
+        "holdout",
+    ]
+    return Rows(cols, rows)
