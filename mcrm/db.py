@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = """
 CREATE TABLE mcrm_meta (key VARCHAR, value VARCHAR);
@@ -119,8 +119,22 @@ def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
+def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Campaign plans (campaigns issue): one row per plan, one per audience member."""
+    for stmt in (
+        "CREATE TABLE campaign_plans (plan_id VARCHAR NOT NULL, campaign VARCHAR NOT NULL, "
+        "occurrence VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, created_at TIMESTAMP NOT NULL, "
+        "definition_hash VARCHAR, file VARCHAR, audience BIGINT, planned BIGINT)",
+        "CREATE TABLE plan_rows (plan_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, "
+        "status VARCHAR NOT NULL, channel VARCHAR, variant VARCHAR, send_at TIMESTAMP, "
+        "reason VARCHAR, locale VARCHAR, zone VARCHAR, idempotency_key VARCHAR, "
+        "message_hash VARCHAR, sms_segments INTEGER)",
+    ):
+        con.execute(stmt)
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 LOCK_RE = re.compile(r"PID (\d+)")
 

@@ -7,9 +7,11 @@ marketing email has an unsubscribe URL configured, and collects every problem at
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcrm.campaigns.model import Campaign, Delivery, load_campaign_file, load_delivery
 from mcrm.errors import ConfigError, McrmError, UsageError, Where, did_you_mean
@@ -192,3 +194,166 @@ def list_campaigns(ws: Workspace) -> Rows:
         "holdout",
     ]
     return Rows(cols, rows)
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    plan_id: str
+    campaign: str
+    occurrence: str
+    as_of: dt.datetime
+    file: str
+    summary: Rows
+    audience: int
+    planned: int
+
+
+PLAN_COLUMNS = [
+    "plan_id",
+    "user_id",
+    "status",
+    "channel",
+    "variant",
+    "send_at",
+    "reason",
+    "locale",
+    "zone",
+    "idempotency_key",
+    "message_hash",
+    "sms_segments",
+]
+
+
+def plan_campaign(
+    ws: Workspace, name: str, as_of: dt.datetime | None, out: Path | None = None
+) -> PlanOutcome:
+    """Plan a campaign as of T and store it: the `campaign_plans` / `plan_rows` tables and a
+    JSON-lines file (`.mcrm/plans/<campaign>/<plan_id>.jsonl`, or `out`)."""
+    from mcrm.campaigns.plan import build, idempotency_key, summary
+    from mcrm.db import open_db
+    from mcrm.segments.engine import _now
+
+    c, delivery = load(ws, name)
+    when = as_of or _now()
+    with open_db(ws, write=True) as con:
+        res = build(con, ws, c, delivery, when)
+        con.create_function(
+            "mcrm_key",
+            lambda u, ch: idempotency_key(c.name, res.occurrence, u, ch),
+            ["VARCHAR", "VARCHAR"],
+            "VARCHAR",
+        )
+        con.execute(
+            "UPDATE plan_rows_tmp SET idempotency_key = mcrm_key(user_id, channel) "
+            "WHERE status = 'planned'"
+        )
+        rows = summary(con, res.rows_table, delivery)
+        planned = int(
+            con.execute("SELECT count(*) FROM plan_rows_tmp WHERE status = 'planned'").fetchall()[
+                0
+            ][0]
+        )
+        path = out or ws.state_dir / "plans" / c.name / f"{res.plan_id}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cols = ", ".join(PLAN_COLUMNS)
+        con.execute("BEGIN")
+        try:
+            con.execute("DELETE FROM plan_rows WHERE plan_id = ?", [res.plan_id])
+            con.execute("DELETE FROM campaign_plans WHERE plan_id = ?", [res.plan_id])
+            con.execute(
+                "INSERT INTO campaign_plans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    res.plan_id,
+                    c.name,
+                    res.occurrence,
+                    res.as_of,
+                    _now(),
+                    None,
+                    ws.rel(path),
+                    res.audience,
+                    planned,
+                ],
+            )
+            con.execute(f"INSERT INTO plan_rows ({cols}) SELECT {cols} FROM plan_rows_tmp")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        _write_plan_file(con, path, cols)
+    return PlanOutcome(
+        res.plan_id,
+        c.name,
+        res.occurrence,
+        res.as_of,
+        ws.rel(path),
+        Rows(["measure", "value", "users"], rows),
+        res.audience,
+        planned,
+    )
+
+
+def _write_plan_file(con: Any, path: Path, cols: str) -> None:
+    """JSON lines, one per audience member, sorted by user id; timestamps ISO-8601 UTC."""
+    tmp = path.with_suffix(".tmp")
+    cur = con.execute(f"SELECT {cols} FROM plan_rows_tmp ORDER BY user_id")
+    names = [d[0] for d in cur.description]
+    with tmp.open("w", encoding="utf-8") as fh:
+        while True:
+            chunk = cur.fetchmany(10000)
+            if not chunk:
+                break
+            for r in chunk:
+                rec = {
+                    k: (v.isoformat() + "Z" if isinstance(v, dt.datetime) else v)
+                    for k, v in zip(names, r, strict=True)
+                }
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def why(ws: Workspace, name: str, uid: str, as_of: dt.datetime | None) -> dict[str, Any]:
+    """The plan row of one user, with the reason in words (nothing is stored)."""
+    from mcrm.campaigns.plan import build, explain_reason, user_row
+    from mcrm.db import open_db
+    from mcrm.people import find_user
+    from mcrm.segments.engine import _now
+
+    c, delivery = load(ws, name)
+    when = as_of or _now()
+    with open_db(ws) as con:
+        user_id = find_user(con, uid)
+        res = build(con, ws, c, delivery, when, only_user=user_id)
+        if res.audience == 0:
+            aud = (
+                f"segment {c.segment}"
+                if c.segment
+                else (f"trigger {c.trigger.event}" if c.trigger else "the campaign's where:")
+            )
+            return {
+                "campaign": c.name,
+                "user_id": user_id,
+                "occurrence": res.occurrence,
+                "status": "not_in_audience",
+                "reason": "not_in_audience",
+                "explanation": f"{user_id} is not in the audience ({aud}) as of "
+                f"{when:%Y-%m-%d %H:%M}Z",
+            }
+        row = user_row(con, res.rows_table, user_id)
+    words = explain_reason(row["reason"], row["detail"])
+    if row["status"] == "planned":
+        words = (
+            f"will receive it by {row['channel']} (variant {row['variant']}) at "
+            f"{row['send_at']:%Y-%m-%d %H:%M}Z"
+            + (" (deferred out of quiet hours)" if row["deferred"] else "")
+        )
+    return {
+        "campaign": c.name,
+        "user_id": user_id,
+        "occurrence": res.occurrence,
+        "status": row["status"],
+        "channel": row["channel"],
+        "variant": row["variant"],
+        "send_at": row["send_at"],
+        "reason": row["reason"],
+        "explanation": f"{user_id} {words}",
+    }

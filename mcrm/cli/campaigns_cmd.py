@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mcrm.cli.options import FormatOpt, OutOpt, state, workspace
+from mcrm.cli.options import AsOfOpt, FormatOpt, OutOpt, as_of, state, workspace
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Campaigns defined in campaigns/*.yaml: list and validate (CI).",
+    help="Campaigns defined in campaigns/*.yaml: list, validate (CI), plan, why.",
 )
 
 
@@ -45,4 +46,53 @@ def validate(
         return 1
     if not state(ctx).quiet:
         err.print(f"{count} campaign(s) valid", markup=False)
+    return 0
+
+
+@app.command("plan")
+def plan(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    as_of_: AsOfOpt = None,
+    plan_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan-out", help="Write the plan (JSON lines) here instead of .mcrm/plans/."
+        ),
+    ] = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """Resolve the audience: per user the channel, variant or holdout, UTC send time, or the
+    suppression reason. Stores the plan (table plan_rows and a JSON-lines file) and prints
+    the summary: counts per status, channel, variant and reason, and the send window."""
+    from mcrm.campaigns.engine import plan_campaign
+    from mcrm.output import console, resolve_format, write_rows
+
+    res = plan_campaign(workspace(ctx), name, as_of(ctx, as_of_), plan_out)
+    if not state(ctx).quiet:
+        console().print(
+            f"plan {res.plan_id} for {res.campaign}, occurrence {res.occurrence}: "
+            f"{res.planned} of {res.audience} audience member(s) planned; rows in {res.file}",
+            markup=False,
+        )
+    write_rows(res.summary, resolve_format(fmt, None))
+    return 0
+
+
+@app.command("why")
+def why(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    user: Annotated[str, typer.Argument(help="User id (or e-mail, phone, device id).")],
+    as_of_: AsOfOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """The plan row for one user, with the reason in words."""
+    from mcrm.campaigns.engine import why as run
+    from mcrm.output import Rows, console, resolve_format, write_rows
+
+    row = run(workspace(ctx), name, user, as_of(ctx, as_of_))
+    if not state(ctx).quiet:
+        console().print(row["explanation"], markup=False)
+    write_rows(Rows(list(row), [list(row.values())]), resolve_format(fmt, None))
     return 0
