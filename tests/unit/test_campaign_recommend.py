@@ -321,6 +321,11 @@ def test_recommend_into_writes_a_ranked_table(data: Data) -> None:
     assert rows == [("u", "B", 1, 1), ("u", "C", 3, 2)]
 
 
+def test_n_zero_gives_empty_lists(data: Data) -> None:
+    data.order("v", ["A"])
+    assert recs(data, ["u", "v"], n=0) == {"u": [], "v": []}
+
+
 def test_rejects_unsafe_table_name(data: Data) -> None:
     with pytest.raises(ValueError):
         recommendations(data.con, "aud; DROP TABLE users", T)
