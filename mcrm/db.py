@@ -120,7 +120,8 @@ def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
-    """Campaign plans (campaigns issue): one row per plan, one per audience member."""
+    """Campaign plans (campaigns issue): one row per plan, one per audience member; coupon
+    assignments."""
     for stmt in (
         "CREATE TABLE campaign_plans (plan_id VARCHAR NOT NULL, campaign VARCHAR NOT NULL, "
         "occurrence VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, created_at TIMESTAMP NOT NULL, "
@@ -131,6 +132,9 @@ def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
         "message_hash VARCHAR, sms_segments INTEGER)",
     ):
         con.execute(stmt)
+    from mcrm.campaigns.coupons import COUPON_DDL
+
+    con.execute(COUPON_DDL)
 
 
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.

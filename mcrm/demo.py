@@ -2870,6 +2870,8 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
         )
     if (ws.root / "segments.yaml").exists():
         _demo_segments(ws, quiet)
+        if (ws.root / "campaigns").is_dir():
+            _demo_campaign(ws, quiet)
     rows = list(api.run_sql(ws, PROFILE_SQL).rows)
     if rows:
         uid = str(rows[0][0])
@@ -2877,6 +2879,40 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
             err.print(f"one customer across the app and the shop: mcrm users show {uid}")
         render.profile(api.user_profile(ws, uid))
     return code
+
+
+DEMO_CAMPAIGN = "winback_dormant"
+
+
+def _demo_campaign(ws: Workspace, quiet: bool) -> None:
+    """Validate campaigns/ and plan the winback campaign as of the sample's last event."""
+    import sys
+
+    from mcrm import api
+    from mcrm.campaigns.engine import campaign_files, plan_campaign, validate
+    from mcrm.output import Format, console, write_rows
+
+    err = console()
+    errors, count = validate(ws)
+    for e in errors:
+        err.print(f"error: {e.render()}", markup=False)
+    names = [p.stem for p in campaign_files(ws.root)]
+    if errors or DEMO_CAMPAIGN not in names:
+        return
+    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
+    res = plan_campaign(ws, DEMO_CAMPAIGN, last.replace(microsecond=0))
+    if not quiet:
+        err.print(
+            f"{count} campaign(s) valid; plan of {DEMO_CAMPAIGN}: {res.planned} of "
+            f"{res.audience} planned, rows in {res.file}; "
+            f"explain one user: mcrm campaigns why {DEMO_CAMPAIGN} USER --as-of "
+            f"{res.as_of:%Y-%m-%dT%H:%M:%S}Z",
+            markup=False,
+        )
+    sys.stdout.flush()
+    summary = res.summary
+    summary.title = f"campaign plan: {DEMO_CAMPAIGN}"
+    write_rows(summary, Format.table)
 
 
 def _demo_segments(ws: Workspace, quiet: bool) -> None:

@@ -275,6 +275,8 @@ def plan_campaign(
                 ],
             )
             con.execute(f"INSERT INTO plan_rows ({cols}) SELECT {cols} FROM plan_rows_tmp")
+            if c.coupon is not None:
+                _assign_coupons(ws, con, c, delivery, res.plan_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -290,6 +292,26 @@ def plan_campaign(
         res.audience,
         planned,
     )
+
+
+def _assign_coupons(
+    ws: Workspace, con: Any, c: Campaign, delivery: Delivery, plan_id: str
+) -> None:
+    """Planned users get their coupon now (held-out and suppressed users get none), so the
+    assignment is recorded with the plan and a re-plan keeps each user's code."""
+    from mcrm.campaigns.coupons import assign, load_pool
+    from mcrm.segments.engine import _now
+
+    assert c.coupon is not None
+    pool = None
+    if c.coupon.pool is not None:
+        pool = load_pool(ws.root / c.coupon.pool, c.coupon.pool, c.coupon.prefix)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE plan_coupon_users AS "
+        "SELECT user_id FROM plan_rows_tmp WHERE status = 'planned'"
+    )
+    secret = delivery.unsubscribe.secret.encode()
+    assign(con, c.name, c.coupon.prefix, pool, "plan_coupon_users", plan_id, _now(), secret)
 
 
 def _write_plan_file(con: Any, path: Path, cols: str) -> None:

@@ -352,3 +352,25 @@ def test_why_explains_in_words(workspace: WorkspaceFactory) -> None:
     out = why(w.ws, "promo", vip, AS_OF)
     assert out["reason"] == "excluded_segment"
     assert "vip" in out["explanation"]
+
+
+def test_planned_users_get_a_sticky_coupon(workspace: WorkspaceFactory) -> None:
+    w, _ = build(workspace, 300, 8)
+    text = (w.root / "campaigns/promo.yaml").read_text(encoding="utf-8")
+    (w.root / "campaigns/promo.yaml").write_text(text + "coupon: {prefix: BACK15}\n", "utf-8")
+    plan_campaign(w.ws, "promo", AS_OF)
+    with open_db(w.ws) as con:
+        codes = dict(con.execute("SELECT user_id, code FROM coupon_assignments").fetchall())
+        planned = {
+            r[0]
+            for r in con.execute(
+                "SELECT user_id FROM plan_rows WHERE status = 'planned'"
+            ).fetchall()
+        }
+    assert set(codes) == planned and planned
+    assert len(set(codes.values())) == len(codes)
+    assert all(code.startswith("BACK15-") for code in codes.values())
+    plan_campaign(w.ws, "promo", AS_OF)
+    with open_db(w.ws) as con:
+        again = dict(con.execute("SELECT user_id, code FROM coupon_assignments").fetchall())
+    assert again == codes
