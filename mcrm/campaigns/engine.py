@@ -229,7 +229,7 @@ def plan_campaign(
 ) -> PlanOutcome:
     """Plan a campaign as of T and store it: the `campaign_plans` / `plan_rows` tables and a
     JSON-lines file (`.mcrm/plans/<campaign>/<plan_id>.jsonl`, or `out`)."""
-    from mcrm.campaigns.plan import build, idempotency_key, summary
+    from mcrm.campaigns.plan import build, summary
     from mcrm.db import open_db
     from mcrm.segments.engine import _now
 
@@ -237,16 +237,7 @@ def plan_campaign(
     when = as_of or _now()
     with open_db(ws, write=True) as con:
         res = build(con, ws, c, delivery, when)
-        con.create_function(
-            "mcrm_key",
-            lambda u, ch: idempotency_key(c.name, res.occurrence, u, ch),
-            ["VARCHAR", "VARCHAR"],
-            "VARCHAR",
-        )
-        con.execute(
-            "UPDATE plan_rows_tmp SET idempotency_key = mcrm_key(user_id, channel) "
-            "WHERE status = 'planned'"
-        )
+        _set_keys(con, c.name, res.occurrence)
         rows = summary(con, res.rows_table, delivery)
         planned = int(
             con.execute("SELECT count(*) FROM plan_rows_tmp WHERE status = 'planned'").fetchall()[
@@ -292,6 +283,30 @@ def plan_campaign(
         res.audience,
         planned,
     )
+
+
+def _set_keys(con: Any, campaign: str, occurrence: str) -> None:
+    """Idempotency keys of the planned rows (uuid5, reference/providers.md §1.5), computed in
+    Python and joined back through Arrow (a Python UDF would need numpy)."""
+    import pyarrow as pa
+
+    from mcrm.campaigns.plan import idempotency_key
+
+    rows = con.execute(
+        "SELECT user_id, channel FROM plan_rows_tmp WHERE status = 'planned'"
+    ).fetchall()
+    keys = pa.table(
+        {
+            "user_id": [u for u, _ in rows],
+            "k": [idempotency_key(campaign, occurrence, u, ch) for u, ch in rows],
+        }
+    )
+    con.register("plan_keys", keys)
+    con.execute(
+        "UPDATE plan_rows_tmp SET idempotency_key = k FROM plan_keys "
+        "WHERE plan_keys.user_id = plan_rows_tmp.user_id"
+    )
+    con.unregister("plan_keys")
 
 
 def _assign_coupons(

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mcrm.campaigns.engine import plan_campaign, why
+from mcrm.campaigns.plan import idempotency_key
 from mcrm.db import open_db
 from mcrm.segments.compile import bucket_of
 from tests.conftest import WS, WorkspaceFactory
@@ -289,7 +290,9 @@ def test_plan_matches_an_independent_computation(
         if reason is None:
             assert row["status"] == "planned"
             assert row["channel"] == channel
-            assert row["idempotency_key"]
+            assert row["idempotency_key"] == idempotency_key(
+                "promo", res.occurrence, p["id"], str(channel)
+            )
             send = local_send(p["zone"], hour)
             loc = send.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(p["zone"])).time()
             if loc >= dt.time(21) or loc < dt.time(8):
