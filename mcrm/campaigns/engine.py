@@ -286,15 +286,34 @@ def plan_campaign(
 
 
 def _set_keys(con: Any, campaign: str, occurrence: str) -> None:
-    """Idempotency keys of the planned rows (uuid5, reference/providers.md §1.5), computed in
-    Python and joined back through Arrow (a Python UDF would need numpy)."""
+    """Idempotency keys of the planned rows: uuid5 (reference/providers.md §1.5) computed in
+    SQL (sha1 of the namespace bytes and the JSON name, then the version and variant bits), so
+    1M keys take a fraction of a second. The JSON name is spelled as `json.dumps` spells it;
+    a user id with other characters than letters, digits and `_.:@+-` gets its key from
+    Python instead. Tests check both paths against `idempotency_key`."""
     import pyarrow as pa
 
-    from mcrm.campaigns.plan import idempotency_key
+    from mcrm.campaigns.plan import MCRM_NS, idempotency_key
 
+    safe = "^[A-Za-z0-9_.:@+-]*$"  # ids JSON never escapes; others go through Python
+    prefix = json.dumps([campaign, occurrence])[:-1] + ', "'
+    name = f"'{prefix}' || user_id || '\", \"' || channel || '\"]'"
+    h = f"sha1(unhex('{MCRM_NS.bytes.hex()}') || encode({name}))"
+    variant = "substr('89ab', (strpos('0123456789abcdef', substr(h, 17, 1)) - 1) % 4 + 1, 1)"
+    key = (
+        "substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-5' || substr(h, 14, 3) || '-' || "
+        f"{variant} || substr(h, 18, 3) || '-' || substr(h, 21, 12)"
+    )
+    con.execute(
+        f"UPDATE plan_rows_tmp SET idempotency_key = (SELECT {key} FROM (SELECT {h} AS h)) "
+        f"WHERE status = 'planned' AND regexp_full_match(user_id, '{safe}')"
+    )
     rows = con.execute(
-        "SELECT user_id, channel FROM plan_rows_tmp WHERE status = 'planned'"
+        "SELECT user_id, channel FROM plan_rows_tmp WHERE status = 'planned' "
+        "AND idempotency_key IS NULL"
     ).fetchall()
+    if not rows:
+        return
     keys = pa.table(
         {
             "user_id": [u for u, _ in rows],
@@ -330,21 +349,18 @@ def _assign_coupons(
 
 
 def _write_plan_file(con: Any, path: Path, cols: str) -> None:
-    """JSON lines, one per audience member, sorted by user id; timestamps ISO-8601 UTC."""
+    """JSON lines, one per audience member, sorted by user id; timestamps ISO-8601 UTC to the
+    second (`2026-11-16T09:00:00Z`). Written by DuckDB (a Python loop over 1M rows would be
+    most of the plan's time), to a temporary file renamed into place."""
     tmp = path.with_suffix(".tmp")
-    cur = con.execute(f"SELECT {cols} FROM plan_rows_tmp ORDER BY user_id")
-    names = [d[0] for d in cur.description]
-    with tmp.open("w", encoding="utf-8") as fh:
-        while True:
-            chunk = cur.fetchmany(10000)
-            if not chunk:
-                break
-            for r in chunk:
-                rec = {
-                    k: (v.isoformat() + "Z" if isinstance(v, dt.datetime) else v)
-                    for k, v in zip(names, r, strict=True)
-                }
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    select = ", ".join(
+        "strftime(send_at, '%Y-%m-%dT%H:%M:%SZ') AS send_at" if c == "send_at" else c
+        for c in cols.split(", ")
+    )
+    target = str(tmp).replace("'", "''")
+    con.execute(
+        f"COPY (SELECT {select} FROM plan_rows_tmp ORDER BY user_id) TO '{target}' (FORMAT json)"
+    )
     tmp.replace(path)
 
 
