@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mcrm.cli.options import AsOfOpt, FormatOpt, OutOpt, as_of, state, workspace
+from mcrm.cli.options import (
+    AsOfOpt,
+    FormatOpt,
+    OutOpt,
+    as_of,
+    report_problems,
+    state,
+    workspace,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,20 +41,9 @@ def validate(
     """Check campaign files, their templates and the segments they use: every problem at
     once (exit 1 if any). Suitable for CI."""
     from mcrm.campaigns.engine import validate as run
-    from mcrm.output import console
 
     errors, count = run(workspace(ctx), names)
-    err = console()
-    for e in errors:
-        err.print(f"error: {e.render()}", markup=False)
-        if e.hint:
-            err.print(f"  hint: {e.hint}", markup=False)
-    if errors:
-        err.print(f"{len(errors)} problem(s) in campaigns/", markup=False)
-        return 1
-    if not state(ctx).quiet:
-        err.print(f"{count} campaign(s) valid", markup=False)
-    return 0
+    return report_problems(ctx, errors, "campaigns/", f"{count} campaign(s) valid")
 
 
 @app.command("plan")

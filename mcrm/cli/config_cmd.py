@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mcrm.cli.options import FormatOpt, state
+from mcrm.cli.options import FormatOpt, report_problems, state
 
 app = typer.Typer(no_args_is_help=True, help="The workspace settings (mcrm.yaml).")
 
@@ -38,18 +38,7 @@ def show(ctx: typer.Context, fmt: FormatOpt = None) -> int:
 def validate(ctx: typer.Context) -> int:
     """Check mcrm.yaml (all problems at once, unset ${VARS} in providers included)."""
     from mcrm.config import find_workspace, validate_config
-    from mcrm.output import console
 
     root = find_workspace(state(ctx).workspace, dict(os.environ), Path.cwd())
     problems = validate_config(root, dict(os.environ))
-    err = console()
-    for p in problems.errors:
-        err.print(f"error: {p.render()}", markup=False)
-        if p.hint:
-            err.print(f"  hint: {p.hint}", markup=False)
-    if problems:
-        err.print(f"{len(problems.errors)} problem(s) in mcrm.yaml", markup=False)
-        return 1
-    if not state(ctx).quiet:
-        err.print("mcrm.yaml is valid", markup=False)
-    return 0
+    return report_problems(ctx, problems.errors, "mcrm.yaml", "mcrm.yaml is valid")

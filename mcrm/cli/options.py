@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,3 +75,21 @@ def as_of(ctx: typer.Context, text: str | None):  # type: ignore[no-untyped-def]
     from mcrm.timeutil import parse_instant
 
     return parse_instant(text, workspace(ctx).settings.timezone, "--as-of")
+
+
+def report_problems(ctx: typer.Context, errors: list[Any], what: str, valid: str) -> int:
+    """Print every validation problem (and its hint) on stderr; 1 if any, else 0 with
+    `valid` unless --quiet. Shared by `config`, `segments` and `campaigns validate`."""
+    from mcrm.output import console
+
+    err = console()
+    for e in errors:
+        err.print(f"error: {e.render()}", markup=False)
+        if e.hint:
+            err.print(f"  hint: {e.hint}", markup=False)
+    if errors:
+        err.print(f"{len(errors)} problem(s) in {what}", markup=False)
+        return 1
+    if not state(ctx).quiet:
+        err.print(valid, markup=False)
+    return 0

@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from mcrm.cli.options import AsOfOpt, FormatOpt, OutOpt, RawOpt, as_of, state, workspace
+from mcrm.cli.options import (
+    AsOfOpt,
+    FormatOpt,
+    OutOpt,
+    RawOpt,
+    as_of,
+    report_problems,
+    state,
+    workspace,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -56,22 +65,11 @@ def show(
 @app.command("validate")
 def validate(ctx: typer.Context) -> int:
     """Check segments.yaml: every problem at once (exit 1 if any); unknown events warn."""
-    from mcrm.output import console
     from mcrm.segments.engine import validate as run
 
     errors, warnings = run(workspace(ctx))
-    err = console()
-    for e in errors:
-        err.print(f"error: {e.render()}", markup=False)
-        if e.hint:
-            err.print(f"  hint: {e.hint}", markup=False)
     _warn(ctx, warnings)
-    if errors:
-        err.print(f"{len(errors)} problem(s) in segments.yaml", markup=False)
-        return 1
-    if not state(ctx).quiet:
-        err.print("segments.yaml is valid", markup=False)
-    return 0
+    return report_problems(ctx, errors, "segments.yaml", "segments.yaml is valid")
 
 
 @app.command("compute")
