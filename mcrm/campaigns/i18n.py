@@ -12,6 +12,8 @@ Why this shape:
   not group four-digit numbers (`1234,50 лв.`, but `12 345,50 лв.`); ICU honours that, Babel
   2.x carries no such data and groups them anyway. `MIN_GROUPING_2` fills the gap for those
   locales, so a Bulgarian user sees what their phone's own formatter would show.
+- **Currency spacing.** CLDR puts an NBSP between a letter currency symbol and a digit
+  (`CZK 150.00` in English); Babel does not, so `format_money` adds it.
 - **Rounding is half-up** for display (0.125 EUR shows as 0.13 €); Babel's default would be the
   decimal module's banker's rounding, which surprises people reading prices.
 - Money is a `Decimal` (a `str` is parsed as one, a float goes through `repr` so 0.1 stays 0.1);
@@ -30,6 +32,7 @@ import copy
 import datetime as dt
 import decimal
 import re
+import unicodedata
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -143,10 +146,29 @@ def format_money(amount: Number, currency: str, locale: Locale | str | None) -> 
         raise ValueError("currency must be a three-letter ISO 4217 code")
     loc = _loc(locale)
     d = to_decimal(amount, "amount")
+    code = currency.upper()
     with decimal.localcontext(_half_up()):
-        return babel.numbers.format_currency(
-            d, currency.upper(), locale=loc, group_separator=_group(loc, d)
-        )
+        out = babel.numbers.format_currency(d, code, locale=loc, group_separator=_group(loc, d))
+    return _currency_spacing(out, loc.currency_symbols.get(code, code))
+
+
+def _currency_spacing(text: str, symbol: str) -> str:
+    """CLDR currencySpacing, which Babel does not apply: a symbol that ends (starts) with a
+    letter gets an NBSP before an adjacent digit: `CZK150.00` -> `CZK 150.00` (en), as ICU
+    and phones show it; `€150.00` and `$5` are left alone."""
+    i = text.find(symbol)
+    if i < 0 or not symbol:
+        return text
+    j = i + len(symbol)
+    if j < len(text) and text[j].isdigit() and not _is_symbol_or_space(symbol[-1]):
+        text = f"{text[:j]}\u00a0{text[j:]}"
+    if i > 0 and text[i - 1].isdigit() and not _is_symbol_or_space(symbol[0]):
+        text = f"{text[:i]}\u00a0{text[i:]}"
+    return text
+
+
+def _is_symbol_or_space(c: str) -> bool:
+    return unicodedata.category(c)[0] in "SZ"
 
 
 def _with_fraction(pattern: NumberPattern, decimals: int) -> NumberPattern:
@@ -161,6 +183,12 @@ def format_number(x: Number, locale: Locale | str | None, decimals: int | None =
     import babel.numbers
 
     loc = _loc(locale)
+    if type(x) is int and x >= 0 and not decimals:
+        sep = _int_group_separator(loc)
+        if sep is not None:  # the common case, without Babel's per-call pattern machinery
+            if x < 10000 and not _group(loc, Decimal(x)):
+                return str(x)
+            return f"{x:,}".replace(",", sep)
     d = to_decimal(x)
     group = _group(loc, d)
     with decimal.localcontext(_half_up()):
@@ -169,6 +197,17 @@ def format_number(x: Number, locale: Locale | str | None, decimals: int | None =
         pattern = loc.decimal_formats[None]
         out = _with_fraction(pattern, _decimals(decimals)).apply(d, loc, group_separator=group)
         return str(out)
+
+
+@lru_cache(maxsize=256)
+def _int_group_separator(loc: Locale) -> str | None:
+    """The group separator when the locale's decimal pattern is plain `#,##0.###` (groups of
+    three, no prefix or suffix), else None (Indian lakh grouping and the like go to Babel)."""
+    pattern = loc.decimal_formats[None]
+    if pattern.grouping != (3, 3) or pattern.prefix != ("", "-") or pattern.suffix != ("", ""):
+        return None
+    sep = str(loc.number_symbols["latn"]["group"])
+    return sep if sep in (",", ".", "\u00a0", "\u202f", " ") else None
 
 
 def format_percent(x: Number, locale: Locale | str | None, decimals: int = 0) -> str:

@@ -91,6 +91,12 @@ MONEY = [
     ("en", 0.125, "EUR", "€0.13"),  # half-up, float via repr
     ("en", Decimal("-5"), "EUR", "-€5.00"),
     ("cs", 7, "eur", f"7,00{NB}€"),
+    # CLDR currencySpacing: a letter symbol next to a digit gets an NBSP (Babel omits it)
+    ("en", 150, "CZK", f"CZK{NB}150.00"),
+    ("en", -5, "CZK", f"-CZK{NB}5.00"),
+    ("zh-Hans", 150, "CZK", f"CZK{NB}150.00"),
+    ("en", 5, "CNY", "CN¥5.00"),
+    ("de", 5, "CHF", f"5,00{NB}CHF"),
 ]
 
 
