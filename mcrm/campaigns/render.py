@@ -330,6 +330,8 @@ class Renderer:
         candidate of `locale_candidates`, else `path` itself."""
         key = (path, locale_tag)
         got = self._resolved.get(key)
+        if got is None and _outside(path):
+            return path  # refused when rendered; never list a folder outside campaigns/
         if got is None:
             got = path
             directory = posixpath.dirname(path)

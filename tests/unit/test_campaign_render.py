@@ -188,6 +188,7 @@ def test_symlink_out_of_campaigns_is_refused(tree: Tree, tmp_path: Path) -> None
 
 def test_direct_paths_outside_are_refused(tree: Tree) -> None:
     r = tree({})
+    assert r.resolve("../mcrm.yaml", "cs") == "../mcrm.yaml"
     for bad in ("../mcrm.yaml", "/etc/passwd"):
         assert "outside campaigns/" in _error(lambda b=bad: r.render(b, CTX)).message  # type: ignore[misc]
 
