@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcrm.campaigns.model import Campaign, Delivery, load_campaign_file, load_delivery
-from mcrm.errors import ConfigError, McrmError, UsageError, Where, did_you_mean
+from mcrm.errors import McrmError, UsageError, Where, did_you_mean
 from mcrm.output import Rows
 from mcrm.yamlio import Problems
 
@@ -72,79 +72,27 @@ def load(ws: Workspace, name: str) -> tuple[Campaign, Delivery]:
 
 def check_templates(ws: Workspace, c: Campaign, probs: Problems) -> None:
     """Every template file of a campaign (and each of its locale variants) exists and
-    compiles; marketing email needs a configured unsubscribe URL."""
+    compiles, includes and filters too (`Renderer.check`); marketing email needs a
+    configured unsubscribe URL."""
+    from mcrm.campaigns.render import Renderer
+
     base = ws.root / CAMPAIGNS_DIR
+    renderer = Renderer(base)
     for path in c.template_paths():
-        f = base / path
-        if not f.is_file():
+        if not (base / path).is_file():
             probs.error(
                 f"template file not found: {CAMPAIGNS_DIR}/{path}",
                 where=Where(c.file, None, "templates"),
             )
             continue
-        for variant in _locale_variants(f):
-            rel = str(variant.relative_to(base))
-            problem = syntax_problem(variant, f"{CAMPAIGNS_DIR}/{rel}")
-            if problem is not None:
-                probs.errors.append(problem)
+        for variant in renderer.locale_variants(path):
+            probs.errors.extend(renderer.check(variant))
     if c.marketing and "email" in c.channels and "{token}" not in c.delivery.unsubscribe.url:
         probs.error(
             "marketing email needs delivery.unsubscribe.url with {token} in mcrm.yaml",
             where=Where(c.file, None, "channels"),
             hint="RFC 8058 one-click unsubscribe: List-Unsubscribe needs an https URL",
         )
-
-
-def syntax_problem(path: Path, display: str) -> McrmError | None:
-    """A template's Jinja2 syntax error as a one-line problem with file:line, or None."""
-    import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    try:
-        source = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        return ConfigError(f"template is not valid UTF-8 (byte {e.start})", where=Where(display))
-    env = ImmutableSandboxedEnvironment(extensions=[_skip_syntax()])
-    try:
-        env.parse(source)
-    except jinja2.TemplateSyntaxError as e:
-        return ConfigError(f"template syntax error: {e.message}", where=Where(display, e.lineno))
-    return None
-
-
-def _skip_syntax() -> type:
-    """An extension that lets the syntax check accept `{% skip "reason" %}` (the tag itself is
-    rendered by mcrm.campaigns.render); built lazily so importing this module stays cheap."""
-    from jinja2 import nodes
-    from jinja2.ext import Extension
-    from jinja2.parser import Parser
-
-    class SkipSyntax(Extension):
-        tags = {"skip"}
-
-        def parse(self, parser: Parser) -> nodes.Node:
-            lineno = next(parser.stream).lineno
-            parser.parse_expression()
-            return nodes.Output([nodes.Const("")], lineno=lineno)
-
-    return SkipSyntax
-
-
-def _locale_variants(f: Path) -> list[Path]:
-    """`push_body.j2` and its `push_body.<locale>.j2` siblings (`email.cs.html.j2` too)."""
-    name = f.name
-    if name.endswith(".html.j2"):
-        stem, suffix = name[: -len(".html.j2")], ".html.j2"
-    elif name.endswith(".json.j2"):
-        stem, suffix = name[: -len(".json.j2")], ".json.j2"
-    else:
-        stem, suffix = f.stem, f.suffix
-    out = [f]
-    for sib in sorted(f.parent.glob(f"{stem}.*{suffix}")):
-        middle = sib.name[len(stem) + 1 : len(sib.name) - len(suffix)]
-        if middle and "." not in middle and sib != f:
-            out.append(sib)
-    return out
 
 
 def validate(ws: Workspace, names: list[str] | None = None) -> tuple[list[McrmError], int]:
