@@ -173,7 +173,12 @@ PLAN_COLUMNS = [
 
 
 def plan_campaign(
-    ws: Workspace, name: str, as_of: dt.datetime | None, out: Path | None = None
+    ws: Workspace,
+    name: str,
+    as_of: dt.datetime | None,
+    out: Path | None = None,
+    *,
+    render: bool = True,
 ) -> PlanOutcome:
     """Plan a campaign as of T and store it: the `campaign_plans` / `plan_rows` tables and a
     JSON-lines file (`.mcrm/plans/<campaign>/<plan_id>.jsonl`, or `out`)."""
