@@ -218,8 +218,14 @@ def _naive_utc(t: dt.datetime) -> dt.datetime:
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create `coupon_assignments` if it does not exist yet."""
-    con.execute(COUPON_DDL)
+    """Create `coupon_assignments` if it does not exist yet (a no-op, so also allowed on a
+    read-only connection, when it does)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'coupon_assignments' "
+        "AND schema_name = current_schema() AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not exists:
+        con.execute(COUPON_DDL)
 
 
 def assign(

@@ -191,12 +191,6 @@ def plan_campaign(
     with open_db(ws, write=True) as con:
         res = build(con, ws, c, delivery, when)
         _set_keys(con, c.name, res.occurrence)
-        rows = summary(con, res.rows_table, delivery)
-        planned = int(
-            con.execute("SELECT count(*) FROM plan_rows_tmp WHERE status = 'planned'").fetchall()[
-                0
-            ][0]
-        )
         path = out or ws.state_dir / "plans" / c.name / f"{res.plan_id}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = ", ".join(PLAN_COLUMNS)
@@ -204,6 +198,16 @@ def plan_campaign(
         try:
             con.execute("DELETE FROM plan_rows WHERE plan_id = ?", [res.plan_id])
             con.execute("DELETE FROM campaign_plans WHERE plan_id = ?", [res.plan_id])
+            con.execute("DELETE FROM coupon_assignments WHERE plan_id = ?", [res.plan_id])
+            if c.coupon is not None:
+                _assign_coupons(ws, con, c, delivery, res.plan_id)
+            if render:
+                render_plan(ws, con, c, delivery, res.as_of, res.plan_id)
+            planned = int(
+                con.execute(
+                    "SELECT count(*) FROM plan_rows_tmp WHERE status = 'planned'"
+                ).fetchall()[0][0]
+            )
             con.execute(
                 "INSERT INTO campaign_plans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -219,12 +223,11 @@ def plan_campaign(
                 ],
             )
             con.execute(f"INSERT INTO plan_rows ({cols}) SELECT {cols} FROM plan_rows_tmp")
-            if c.coupon is not None:
-                _assign_coupons(ws, con, c, delivery, res.plan_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        rows = summary(con, res.rows_table, delivery)
         _write_plan_file(con, path, cols)
     return PlanOutcome(
         res.plan_id,
@@ -279,6 +282,77 @@ def _set_keys(con: Any, campaign: str, occurrence: str) -> None:
         "WHERE plan_keys.user_id = plan_rows_tmp.user_id"
     )
     con.unregister("plan_keys")
+
+
+def render_plan(
+    ws: Workspace, con: Any, c: Campaign, delivery: Delivery, as_of: dt.datetime, plan_id: str
+) -> None:
+    """Render every planned message of `plan_rows_tmp` for its user, channel, variant and
+    send time: fills `message_hash` and `sms_segments`, turns a template's `{% skip %}` into
+    the `template_skip` suppression (releasing a coupon assigned by this plan), and raises the
+    first template error (file:line, user) after counting how many users fail."""
+    import pyarrow as pa
+
+    from mcrm.campaigns.context import Contexts, Target, render_targets
+    from mcrm.campaigns.render import Renderer, TemplateError
+
+    rows = con.execute(
+        "SELECT user_id, channel, variant, send_at FROM plan_rows_tmp "
+        "WHERE status = 'planned' ORDER BY user_id"
+    ).fetchall()
+    if not rows:
+        return
+    renderer = Renderer(ws.root / CAMPAIGNS_DIR)
+    contexts = Contexts(con, ws, c, delivery, as_of, renderer)
+    uids: list[str] = []
+    hashes: list[str | None] = []
+    segments: list[int | None] = []
+    skips: list[str | None] = []
+    first: TemplateError | None = None
+    failed = 0
+    for o in render_targets(contexts, [Target(*r) for r in rows]):
+        if o.error is not None:  # one user's message; go on counting the others
+            failed += 1
+            first = first or o.error
+            continue
+        uids.append(o.target.user_id)
+        hashes.append(o.message.content_hash if o.message else None)
+        segments.append(o.message.sms.segments if o.message and o.message.sms else None)
+        skips.append(o.skip)
+    if first is not None:
+        if failed > 1:
+            first.message += f"; {failed - 1} more user(s) fail too"
+        raise first
+    con.register(
+        "plan_rendered",
+        pa.table(
+            {
+                "user_id": pa.array(uids, pa.string()),
+                "message_hash": pa.array(hashes, pa.string()),
+                "sms_segments": pa.array(segments, pa.int32()),
+                "skip": pa.array(skips, pa.string()),
+            }
+        ),
+    )
+    try:
+        con.execute(
+            "UPDATE plan_rows_tmp SET message_hash = r.message_hash, "
+            "sms_segments = r.sms_segments FROM plan_rendered r "
+            "WHERE r.user_id = plan_rows_tmp.user_id AND r.skip IS NULL"
+        )
+        con.execute(
+            "UPDATE plan_rows_tmp SET status = 'suppressed', reason = 'template_skip', "
+            "detail = r.skip, send_at = NULL, variant = NULL, deferred = FALSE, "
+            "idempotency_key = NULL FROM plan_rendered r "
+            "WHERE r.user_id = plan_rows_tmp.user_id AND r.skip IS NOT NULL"
+        )
+        con.execute(
+            "DELETE FROM coupon_assignments WHERE campaign = ? AND plan_id = ? AND user_id IN "
+            "(SELECT user_id FROM plan_rendered WHERE skip IS NOT NULL)",
+            [c.name, plan_id],
+        )
+    finally:
+        con.unregister("plan_rendered")
 
 
 def _assign_coupons(

@@ -300,15 +300,7 @@ def build(
         )
         slot_join += " LEFT JOIN plan_habit h ON h.user_id = a.user_id"
 
-    first_ok = " ".join(f"WHEN st_{ch} = 'ok' THEN {_lit(ch)}" for ch in c.channels)
-    first_st = f"st_{c.channels[0]}"
-    gc = delivery.global_control if c.marketing else 0.0
-    weights = [v.weight for v in c.variants]
-    total = sum(weights)
-    cuts, acc = [], 0.0
-    for v in c.variants:
-        acc += v.weight
-        cuts.append((v.name, int(round(acc / total * 10000))))
+    cuts = variant_cuts(c)
     variant_case = (
         "CASE "
         + " ".join(f"WHEN vb < {cut} THEN {_lit(n)}" for n, cut in cuts[:-1])
@@ -316,6 +308,9 @@ def build(
         if len(cuts) > 1
         else _lit(cuts[0][0])
     )
+    first_ok = " ".join(f"WHEN st_{ch} = 'ok' THEN {_lit(ch)}" for ch in c.channels)
+    first_st = f"st_{c.channels[0]}"
+    gc = delivery.global_control if c.marketing else 0.0
     reentry = (
         "FALSE"
         if c.reentry == "always"
@@ -432,6 +427,29 @@ def build(
     return PlanResult(plan_id, c.name, occurrence, as_of, n, "plan_rows_tmp")
 
 
+def variant_cuts(c: Campaign) -> list[tuple[str, int]]:
+    """(variant, exclusive upper bucket 0..10000) in file order: a user whose variant bucket
+    (md5 of `variant:<campaign>:<user>`) is below the first cut gets the first variant, …"""
+    total = sum(v.weight for v in c.variants)
+    cuts, acc = [], 0.0
+    for v in c.variants:
+        acc += v.weight
+        cuts.append((v.name, int(round(acc / total * 10000))))
+    return cuts
+
+
+def variant_for(c: Campaign, user_id: str) -> str:
+    """The variant `build` gives `user_id` (the same hash, in Python)."""
+    from mcrm.segments.compile import bucket_of
+
+    b = int(round(bucket_of(user_id, f"variant:{c.name}") * 100))
+    cuts = variant_cuts(c)
+    for name, cut in cuts[:-1]:
+        if b < cut:
+            return name
+    return cuts[-1][0]
+
+
 def _consent(channel: str, purpose: str, d: str) -> str:
     """Latest consent row for (channel, purpose) at or before D grants it; in-app messages
     need no opt-in (only an opt-out counts), like an app's own inbox."""
@@ -491,6 +509,17 @@ def summary(con: duckdb.DuckDBPyConnection, table: str, delivery: Delivery) -> l
             if dim == "reason" and value is None:
                 continue
             out.append([dim, value, n])
+    sms = con.execute(
+        f"SELECT count(sms_segments), sum(sms_segments) FROM {table} WHERE status = 'planned' "
+        "AND channel = 'sms'"
+    ).fetchall()[0]
+    if sms[0]:
+        from mcrm.campaigns.sms import sms_cost
+
+        out.append(["sms_segments", int(sms[1]), sms[0]])
+        cost = sms_cost(int(sms[1]), delivery.sms_price)
+        if cost is not None:
+            out.append(["sms_cost", f"{cost:.2f} at {delivery.sms_price} per segment", sms[0]])
     deferred = con.execute(f"SELECT count(*) FROM {table} WHERE deferred").fetchall()[0][0]
     if deferred:
         out.append(["deferred_for_quiet_hours", "planned", deferred])

@@ -9,10 +9,12 @@ Why this shape:
   `'a' * n` and `n ** m` are capped too (`MAX_SEQUENCE`, `MAX_EXPONENT`): one bad template
   must not eat the machine mid-send. Output is never re-evaluated, so `{{ … }}` or `<script>`
   in user data is just text (HTML-escaped in HTML templates).
-- **Strict undefined.** A missing variable raises instead of sending "Hello ,"; `default()` is
-  the fallback idiom. Every Jinja failure becomes one `TemplateError` whose `where` is the
-  template file and line *that failed* (an include's, a locale variant's), found in the
-  rewritten traceback; the message never contains rendered values (they may be personal data).
+- **Strict undefined, and no None.** A missing variable raises instead of sending "Hello ,";
+  so does printing None (an empty profile field: "Hello None," is as bad). `default()` is the
+  fallback idiom and, unlike plain Jinja's, also replaces None (as Liquid's does in Braze).
+  Every Jinja failure becomes one `TemplateError` whose `where` is the template file and line
+  *that failed* (an include's, a locale variant's), found in the rewritten traceback; the
+  message never contains rendered values (they may be personal data).
 - **Whitespace.** `trim_blocks` + `lstrip_blocks`, so `{% if %}` on its own line leaves no
   blank line in a message, and no `keep_trailing_newline`: the newline editors put at the end
   of a file is not part of a push body or subject. `render_message` strips one-line parts
@@ -176,7 +178,27 @@ def _autoescape(name: str | None) -> bool:
     return bool(name) and str(name).lower().endswith(HTML_SUFFIXES)
 
 
+class EmptyValue(ValueError):
+    """A template printed None: an empty profile field or statistic (never "Hello None,")."""
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        raise EmptyValue("the template prints an empty value (None)")
+    return value
+
+
+def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    """Jinja's `default`, also for None: an empty profile field (None in the database) takes
+    the fallback like a missing one, as Liquid's `default` does in Braze templates."""
+    if isinstance(value, jinja2.Undefined) or value is None or (boolean and not value):
+        return default_value
+    return value
+
+
 def _json_finalize(value: Any) -> Any:
+    if value is None:
+        raise EmptyValue("the template prints an empty value (None)")
     if isinstance(value, Markup):
         return value
     if isinstance(value, str):
@@ -237,11 +259,12 @@ class Renderer:
             "cache_size": 2000,
             "extensions": [_SkipExtension],
         }
-        self.env = _Sandbox(autoescape=_autoescape, **common)
+        self.env = _Sandbox(autoescape=_autoescape, finalize=_finalize, **common)
         self.json_env = _Sandbox(autoescape=False, finalize=_json_finalize, **common)
         for env in (self.env, self.json_env):
             env.globals.pop("lipsum", None)
             env.filters.update(self._filters())
+            env.filters["default"] = env.filters["d"] = _default
         self._templates: dict[str, jinja2.Template] = {}
         self._inline: dict[str, jinja2.Template] = {}
         self._listing: dict[str, dict[str, str]] = {}
@@ -582,6 +605,9 @@ class Renderer:
         elif isinstance(e, jinja2.UndefinedError):
             msg = self._undefined_message(str(e), loc, path if inline else None)
             hint = 'use `| default("…")` for optional values'
+        elif isinstance(e, EmptyValue):
+            msg = str(e)
+            hint = 'the value is empty for this user: use `| default("…")` or `{% if … %}`'
         elif isinstance(e, OverflowError) and "MAX_RANGE" in str(e):
             msg = "refused by the template sandbox: range too big"
         else:

@@ -19,7 +19,7 @@ from mcrm.cli.options import (
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Campaigns defined in campaigns/*.yaml: list, validate (CI), plan, why.",
+    help="Campaigns defined in campaigns/*.yaml: list, validate (CI), preview, test, plan, why.",
 )
 
 
@@ -44,6 +44,64 @@ def validate(
 
     errors, count = run(workspace(ctx), names)
     return report_problems(ctx, errors, "campaigns/", f"{count} campaign(s) valid")
+
+
+@app.command("preview")
+def preview(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="This user (id, e-mail, phone or device id), any status."),
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", help="N planned users in a stable random order (default 3)."),
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Render this channel instead.")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option("--variant", help="Render this variant instead.")
+    ] = None,
+    locale: Annotated[
+        str | None,
+        typer.Option("--locale", help="Render in this locale (e.g. cs, zh-CN) instead."),
+    ] = None,
+    as_of_: AsOfOpt = None,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+) -> int:
+    """Messages rendered exactly as they would be sent (parts, e-mail headers, SMS segments);
+    nothing is stored or sent. A template error fails with its file:line."""
+    import sys
+
+    from mcrm.campaigns.engine import load
+    from mcrm.campaigns.preview import as_rows, as_text
+    from mcrm.campaigns.preview import preview as run
+    from mcrm.output import Format, Rows, write_rows
+
+    ws = workspace(ctx)
+    got = run(
+        ws,
+        name,
+        as_of=as_of(ctx, as_of_),
+        user=user,
+        sample=sample,
+        channel=channel,
+        variant=variant,
+        locale=locale,
+    )
+    if (fmt is None or fmt is Format.table) and out is None:
+        price = load(ws, name)[1].sms_price
+        sys.stdout.write(as_text(got, price))
+        sys.stdout.flush()
+        return 0
+    cols, rows = as_rows(got)
+    write_rows(
+        Rows(cols, rows, frozenset({"parts", "files", "headers"})), fmt or Format.jsonl, out
+    )
+    return 0
 
 
 @app.command("plan")
