@@ -104,6 +104,34 @@ def preview(
     return 0
 
 
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Campaigns (default: all).")] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Rewrite the expected files that differ.")
+    ] = False,
+) -> int:
+    """Golden previews: render every campaign for the fixture users of
+    campaigns/tests/users.yaml and compare with campaigns/tests/expected/ (diff on stdout,
+    exit 1 on a difference; --update accepts the new output)."""
+    import sys
+
+    from mcrm.campaigns.goldens import run
+
+    outcomes, probs = run(workspace(ctx), names, update)
+    for o in outcomes:
+        if o.diff and not (update and state(ctx).quiet):
+            sys.stdout.write(o.diff)
+    sys.stdout.flush()
+    ok = sum(1 for o in outcomes if o.status == "ok")
+    updated = sum(1 for o in outcomes if o.status == "updated")
+    msg = f"{ok} campaign(s) match their golden previews" + (
+        f", {updated} updated" if updated else ""
+    )
+    return report_problems(ctx, probs.errors, "campaigns/tests/", msg)
+
+
 @app.command("plan")
 def plan(
     ctx: typer.Context,
