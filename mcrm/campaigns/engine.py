@@ -74,10 +74,12 @@ def check_templates(ws: Workspace, c: Campaign, probs: Problems) -> None:
     """Every template file of a campaign (and each of its locale variants) exists and
     compiles, includes and filters too (`Renderer.check`); marketing email needs a
     configured unsubscribe URL."""
-    from mcrm.campaigns.render import Renderer
+    from mcrm.campaigns.render import Renderer, split_suffix
 
     base = ws.root / CAMPAIGNS_DIR
     renderer = Renderer(base)
+    before = len(probs.errors)
+    tags: set[str] = set()
     for path in c.template_paths():
         if not (base / path).is_file():
             probs.error(
@@ -85,14 +87,45 @@ def check_templates(ws: Workspace, c: Campaign, probs: Problems) -> None:
                 where=Where(c.file, None, "templates"),
             )
             continue
+        stem = split_suffix(path.rsplit("/", 1)[-1])[0]
         for variant in renderer.locale_variants(path):
             probs.errors.extend(renderer.check(variant))
+            if variant != path:
+                tags.add(split_suffix(variant.rsplit("/", 1)[-1])[0][len(stem) + 1 :])
+    if len(probs.errors) == before:
+        _render_specimen(ws, c, renderer, sorted(tags), probs)
     if c.marketing and "email" in c.channels and "{token}" not in c.delivery.unsubscribe.url:
         probs.error(
             "marketing email needs delivery.unsubscribe.url with {token} in mcrm.yaml",
             where=Where(c.file, None, "channels"),
             hint="RFC 8058 one-click unsubscribe: List-Unsubscribe needs an https URL",
         )
+
+
+def _render_specimen(
+    ws: Workspace, c: Campaign, renderer: Any, tags: list[str], probs: Problems
+) -> None:
+    """Render every channel and variant of `c` in each locale it has files for, with the
+    specimen context (context.specimen): an unknown variable or attribute, a bad filter
+    argument, a non-JSON in-app body fail here with their file:line, before any user does."""
+    from mcrm.campaigns.context import specimen
+    from mcrm.campaigns.render import TemplateError, TemplateSkip
+
+    seen: set[str] = set()
+    for tag in [renderer.default_locale, *tags]:
+        ctx = specimen(c, ws.settings.base_currency, tag, c.delivery.unsubscribe.url)
+        for v in c.variants:
+            for ch in c.channels:
+                try:
+                    renderer.render_message(ch, v.templates.get(ch, {}), ctx, tag)
+                except TemplateSkip:
+                    continue
+                except TemplateError as e:
+                    key = e.render()
+                    if key not in seen:
+                        seen.add(key)
+                        e.message += f" (rendering a specimen {tag} user, {ch}, variant {v.name})"
+                        probs.errors.append(e)
 
 
 def validate(ws: Workspace, names: list[str] | None = None) -> tuple[list[McrmError], int]:

@@ -158,7 +158,9 @@ def load_fixtures(root: Path, probs: Problems) -> tuple[dt.datetime, list[Fixtur
     return as_of, out
 
 
-def _section(doc: YamlDoc, p: tuple[Any, ...], raw: Any, keys: set[str], probs: Problems) -> dict:
+def _section(
+    doc: YamlDoc, p: tuple[Any, ...], raw: Any, keys: set[str], probs: Problems
+) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
