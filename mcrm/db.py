@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA_V1 = """
 CREATE TABLE mcrm_meta (key VARCHAR, value VARCHAR);
@@ -137,8 +137,20 @@ def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(COUPON_DDL)
 
 
+def _v3_to_v4(con: duckdb.DuckDBPyConnection) -> None:
+    """Plan rows keep their occurrence (a trigger campaign's rows each have their own: the
+    triggering event's time, which makes them once per occurrence) and the reason's detail
+    (the excluded segment, the cap hit, the template's skip reason)."""
+    con.execute("ALTER TABLE plan_rows ADD COLUMN occurrence VARCHAR")
+    con.execute("ALTER TABLE plan_rows ADD COLUMN detail VARCHAR")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+}
 
 LOCK_RE = re.compile(r"PID (\d+)")
 

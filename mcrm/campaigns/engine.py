@@ -192,11 +192,13 @@ class PlanOutcome:
 PLAN_COLUMNS = [
     "plan_id",
     "user_id",
+    "occurrence",
     "status",
     "channel",
     "variant",
     "send_at",
     "reason",
+    "detail",
     "locale",
     "zone",
     "idempotency_key",
@@ -223,7 +225,7 @@ def plan_campaign(
     when = as_of or _now()
     with open_db(ws, write=True) as con:
         res = build(con, ws, c, delivery, when)
-        _set_keys(con, c.name, res.occurrence)
+        _set_keys(con, c.name)
         path = out or ws.state_dir / "plans" / c.name / f"{res.plan_id}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = ", ".join(PLAN_COLUMNS)
@@ -274,19 +276,20 @@ def plan_campaign(
     )
 
 
-def _set_keys(con: Any, campaign: str, occurrence: str) -> None:
-    """Idempotency keys of the planned rows: uuid5 (reference/providers.md §1.5) computed in
-    SQL (sha1 of the namespace bytes and the JSON name, then the version and variant bits), so
-    1M keys take a fraction of a second. The JSON name is spelled as `json.dumps` spells it;
-    a user id with other characters than letters, digits and `_.:@+-` gets its key from
-    Python instead. Tests check both paths against `idempotency_key`."""
+def _set_keys(con: Any, campaign: str) -> None:
+    """Idempotency keys of the planned rows, from each row's occurrence: uuid5
+    (reference/providers.md §1.5) computed in SQL (sha1 of the namespace bytes and the JSON
+    name, then the version and variant bits), so 1M keys take a fraction of a second. The JSON
+    name is spelled as `json.dumps` spells it; a user id or occurrence with other characters
+    than letters, digits and `_.:@+-` gets its key from Python instead. Tests check both paths
+    against `idempotency_key`."""
     import pyarrow as pa
 
     from mcrm.campaigns.plan import MCRM_NS, idempotency_key
 
-    safe = "^[A-Za-z0-9_.:@+-]*$"  # ids JSON never escapes; others go through Python
-    prefix = json.dumps([campaign, occurrence])[:-1] + ', "'
-    name = f"'{prefix}' || user_id || '\", \"' || channel || '\"]'"
+    safe = "^[A-Za-z0-9_.:@+-]*$"  # text JSON never escapes; others go through Python
+    prefix = json.dumps([campaign])[:-1] + ', "'
+    name = f"'{prefix}' || occurrence || '\", \"' || user_id || '\", \"' || channel || '\"]'"
     h = f"sha1(unhex('{MCRM_NS.bytes.hex()}') || encode({name}))"
     variant = "substr('89ab', (strpos('0123456789abcdef', substr(h, 17, 1)) - 1) % 4 + 1, 1)"
     key = (
@@ -295,18 +298,19 @@ def _set_keys(con: Any, campaign: str, occurrence: str) -> None:
     )
     con.execute(
         f"UPDATE plan_rows_tmp SET idempotency_key = (SELECT {key} FROM (SELECT {h} AS h)) "
-        f"WHERE status = 'planned' AND regexp_full_match(user_id, '{safe}')"
+        f"WHERE status = 'planned' AND regexp_full_match(user_id, '{safe}') "
+        f"AND regexp_full_match(occurrence, '{safe}')"
     )
     rows = con.execute(
-        "SELECT user_id, channel FROM plan_rows_tmp WHERE status = 'planned' "
+        "SELECT user_id, occurrence, channel FROM plan_rows_tmp WHERE status = 'planned' "
         "AND idempotency_key IS NULL"
     ).fetchall()
     if not rows:
         return
     keys = pa.table(
         {
-            "user_id": [u for u, _ in rows],
-            "k": [idempotency_key(campaign, occurrence, u, ch) for u, ch in rows],
+            "user_id": [u for u, _, _ in rows],
+            "k": [idempotency_key(campaign, o, u, ch) for u, o, ch in rows],
         }
     )
     con.register("plan_keys", keys)

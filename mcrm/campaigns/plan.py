@@ -11,7 +11,8 @@ placement follows reference/analytics.md §14, after the checks that do not depe
 2. channel: the first channel of `channels` the user is reachable on (an address or valid
    token *and* consent for the campaign's purpose). When none is, the reason is the first
    channel's own problem: `no_consent`, `no_address` or `invalid_token`;
-3. `reentry` — this campaign was sent to the user within `reentry` (never: at all);
+3. `reentry` — marketing only: this campaign was sent to the user within `reentry` (never: at
+   all);
 4. `global_control` — marketing only: the workspace control group (hash of salt and user);
 5. `holdout` — the campaign's control group (hash of campaign and user): planned, logged,
    never sent;
@@ -312,8 +313,8 @@ def build(
     first_st = f"st_{c.channels[0]}"
     gc = delivery.global_control if c.marketing else 0.0
     reentry = (
-        "FALSE"
-        if c.reentry == "always"
+        "FALSE"  # reentry, like caps and quiet hours, is for marketing only (SPEC §5.4)
+        if c.reentry == "always" or not c.marketing
         else f"ls.last_sent IS NOT NULL AND ls.last_sent > {d} - INTERVAL "
         f"{int(round((c.reentry_days or 0) * 86400))} SECOND"
         if c.reentry_days is not None
@@ -322,7 +323,7 @@ def build(
     gc_bucket = _bucket(f"{_lit('gc:' + delivery.global_control_salt + ':')} || a.user_id")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE plan_base AS
-        SELECT a.user_id, a.locale, a.user_zone,
+        SELECT a.user_id, a.locale, a.user_zone, a.trigger_at,
                CASE {first_ok} ELSE NULL END AS channel,
                {first_st} AS first_status,
                x.seg AS excluded_by,
@@ -403,10 +404,16 @@ def build(
              THEN 'on ' || strftime(p.last_sent, '%Y-%m-%d %H:%M') || ' UTC'
         WHEN p.cap_hit IS NOT NULL THEN p.cap_hit
         ELSE NULL END"""
+    # a trigger campaign's rows are each for their own occurrence: the triggering event
+    occurrence_sql = (
+        "strftime(p.trigger_at, '%Y-%m-%dT%H:%M:%S.%fZ')"
+        if c.trigger is not None
+        else _lit(occurrence)
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE plan_rows_tmp AS
         WITH p AS (SELECT *, {cap_expr} AS cap_hit FROM plan_q p)
-        SELECT {_lit(plan_id)} AS plan_id, p.user_id,
+        SELECT {_lit(plan_id)} AS plan_id, p.user_id, {occurrence_sql} AS occurrence,
                r.reason, r.detail,
                CASE WHEN r.reason IS NULL THEN 'planned' WHEN r.reason = 'holdout' THEN 'holdout'
                     ELSE 'suppressed' END AS status,

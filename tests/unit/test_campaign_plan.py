@@ -387,12 +387,16 @@ def test_keys_from_sql_and_python_agree_with_the_spec(workspace: WorkspaceFactor
     ids = ["usr_1", "email:ab12", "a.b@c+d-e", 'quo"te', "back\\slash", "Dvořák", "tab\there"]
     with open_db(w.ws, write=True) as con:
         con.execute(
-            "CREATE TEMP TABLE plan_rows_tmp (user_id VARCHAR, channel VARCHAR, status VARCHAR, "
-            "idempotency_key VARCHAR)"
+            "CREATE TEMP TABLE plan_rows_tmp (user_id VARCHAR, occurrence VARCHAR, "
+            "channel VARCHAR, status VARCHAR, idempotency_key VARCHAR)"
         )
         for uid in ids:
-            con.execute("INSERT INTO plan_rows_tmp VALUES (?, 'push', 'planned', NULL)", [uid])
-        _set_keys(con, "promo", "2026-03-02T09:00:00Z")
+            con.execute(
+                "INSERT INTO plan_rows_tmp VALUES (?, '2026-03-02T09:00:00Z', 'push', 'planned', "
+                "NULL)",
+                [uid],
+            )
+        _set_keys(con, "promo")
         got = dict(con.execute("SELECT user_id, idempotency_key FROM plan_rows_tmp").fetchall())
     for uid in ids:
         assert got[uid] == idempotency_key("promo", "2026-03-02T09:00:00Z", uid, "push"), uid
