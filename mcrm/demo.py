@@ -2913,6 +2913,18 @@ def _demo_campaign(ws: Workspace, quiet: bool) -> None:
     summary = res.summary
     summary.title = f"campaign plan: {DEMO_CAMPAIGN}"
     write_rows(summary, Format.table)
+    # one planned message, rendered as it would be sent (a Czech customer's)
+    from mcrm.campaigns.preview import as_text, preview
+
+    shown = preview(ws, DEMO_CAMPAIGN, as_of=res.as_of, sample=1, locale="cs")
+    sys.stdout.write("\n" + as_text(shown, None))
+    sys.stdout.flush()
+    if not quiet:
+        err.print(
+            f"more previews: mcrm campaigns preview {DEMO_CAMPAIGN} --locale zh --as-of "
+            f"{res.as_of:%Y-%m-%dT%H:%M:%S}Z",
+            markup=False,
+        )
 
 
 def _demo_segments(ws: Workspace, quiet: bool) -> None:

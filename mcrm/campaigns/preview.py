@@ -12,7 +12,9 @@ Who is shown:
   L's language first. When nobody is planned, audience members of any status.
 
 `--channel C` renders that channel instead of the planned one, `--variant V` that variant,
-`--locale L` that locale (template file and formatting) instead of the user's. Coupons show the
+`--locale L` that locale (template file and formatting) instead of the user's. The user's
+e-mail address and phone number are masked (in the `to:` line and inside the message) unless
+`--show-pii` (SPEC §9); the content hash is the real message's. Coupons show the
 user's assigned code, or the one they would get (nothing is recorded); `now` is the planned send
 time in the user's zone (as of T without one).
 """
@@ -46,6 +48,7 @@ class Preview:
     skip: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    to: str | None = None  # the e-mail address or phone number (masked unless show_pii)
 
 
 def _option(value: str | None, allowed: list[str], what: str) -> None:
@@ -66,6 +69,7 @@ def preview(
     channel: str | None = None,
     variant: str | None = None,
     locale: str | None = None,
+    show_pii: bool = False,
 ) -> list[Preview]:
     from mcrm.campaigns import i18n
     from mcrm.campaigns.context import Contexts, Target, render_targets
@@ -136,7 +140,9 @@ def preview(
             if status == "not_in_audience":
                 words = "is not in the audience; rendered as if they were"
             elif status == "planned":
-                words = f"will receive it by {ch}"
+                words = f"will receive it by {ch}" + (
+                    f"; shown on {channel}, as asked" if channel and channel != ch else ""
+                )
             else:
                 words = explain_reason(reason, detail)
             meta[u] = (status, reason, f"{u} {words}")
@@ -158,6 +164,11 @@ def preview(
                 o.message,
                 o.skip,
             )
+            user_row = ctx.get("user") or {}
+            email, phone = user_row.get("email"), user_row.get("phone")
+            p.to = email if t.channel == "email" else phone if t.channel == "sms" else None
+            if not show_pii:
+                p.to, p.message = _masked(p.to, o.message, email, phone)
             if o.message is not None and t.channel == "email":
                 url = str(ctx.get("unsubscribe_url") or "")
                 if c.marketing:
@@ -176,6 +187,30 @@ def preview(
     return out
 
 
+def _masked(
+    to: str | None, m: RenderedMessage | None, email: str | None, phone: str | None
+) -> tuple[str | None, RenderedMessage | None]:
+    """The address, and the message parts, with the user's e-mail and phone masked as in
+    `users show` (SPEC §9: previews show personal data only with --show-pii). The content
+    hash stays the real message's."""
+    import dataclasses
+
+    from mcrm.people import mask_email, mask_phone
+
+    pairs = [(v, mask_email(v)) for v in [email] if v] + [(v, mask_phone(v)) for v in [phone] if v]
+    for raw, masked in pairs:
+        if to == raw:
+            to = masked
+    if m is None or not pairs:
+        return to, m
+    parts = dict(m.parts)
+    for k, text in parts.items():
+        for raw, masked in pairs:
+            text = text.replace(raw, masked or "")
+        parts[k] = text
+    return to, dataclasses.replace(m, parts=parts)
+
+
 def as_rows(previews: list[Preview], price: Any = None) -> tuple[list[str], list[list[Any]]]:
     """Flat rows for --format csv/json/jsonl."""
     cols = [
@@ -183,6 +218,7 @@ def as_rows(previews: list[Preview], price: Any = None) -> tuple[list[str], list
         "status",
         "reason",
         "channel",
+        "to",
         "variant",
         "locale",
         "send_at",
@@ -203,6 +239,7 @@ def as_rows(previews: list[Preview], price: Any = None) -> tuple[list[str], list
                 p.status,
                 p.reason,
                 p.channel,
+                p.to,
                 p.variant,
                 p.locale,
                 p.send_at,
@@ -236,6 +273,8 @@ def as_text(previews: list[Preview], sms_price: Any = None) -> str:
         files = ", ".join(f for f in dict.fromkeys(m.files.values()) if f != INLINE)
         lines.append(f"   templates: {files}")
         lines.extend(f"   warning: {w}" for w in p.warnings)
+        if p.to:
+            lines.append(f"   to: {p.to}")
         lines.append("")
         if p.channel == "email":
             lines.append(f"Subject: {m.parts.get('subject', '')}")

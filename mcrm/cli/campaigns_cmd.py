@@ -11,6 +11,7 @@ from mcrm.cli.options import (
     AsOfOpt,
     FormatOpt,
     OutOpt,
+    ShowPiiOpt,
     as_of,
     report_problems,
     state,
@@ -68,12 +69,14 @@ def preview(
         str | None,
         typer.Option("--locale", help="Render in this locale (e.g. cs, zh-CN) instead."),
     ] = None,
+    show_pii: ShowPiiOpt = False,
     as_of_: AsOfOpt = None,
     fmt: FormatOpt = None,
     out: OutOpt = None,
 ) -> int:
     """Messages rendered exactly as they would be sent (parts, e-mail headers, SMS segments);
-    nothing is stored or sent. A template error fails with its file:line."""
+    nothing is stored or sent. E-mail addresses and phone numbers are masked unless
+    --show-pii. A template error fails with its file:line."""
     import sys
 
     from mcrm.campaigns.engine import load
@@ -91,6 +94,7 @@ def preview(
         channel=channel,
         variant=variant,
         locale=locale,
+        show_pii=show_pii,
     )
     if (fmt is None or fmt is Format.table) and out is None:
         price = load(ws, name)[1].sms_price
