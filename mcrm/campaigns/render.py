@@ -425,7 +425,7 @@ class Renderer:
             env = t.environment
             ctx = t.new_context({**gl, **context}, shared=True)
             try:
-                return env.concat(t.root_render_func(ctx))  # type: ignore[attr-defined]
+                return env.concat(t.root_render_func(ctx))
             except Exception:
                 env.handle_exception()
                 raise  # pragma: no cover - handle_exception always raises
