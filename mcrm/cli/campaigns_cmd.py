@@ -144,9 +144,19 @@ def plan(
     plan_out: Annotated[
         Path | None,
         typer.Option(
-            "--plan-out", help="Write the plan (JSON lines) here instead of .mcrm/plans/."
+            "--out",
+            "--plan-out",
+            help="Write the plan (JSON lines) here instead of .mcrm/plans/<campaign>/.",
         ),
     ] = None,
+    no_render: Annotated[
+        bool,
+        typer.Option(
+            "--no-render",
+            help="Do not render the planned messages (no message hashes or SMS segments; "
+            "template skips and errors then surface at send). For very large audiences.",
+        ),
+    ] = False,
     fmt: FormatOpt = None,
 ) -> int:
     """Resolve the audience: per user the channel, variant or holdout, UTC send time, or the
@@ -155,7 +165,7 @@ def plan(
     from mcrm.campaigns.engine import plan_campaign
     from mcrm.output import console, resolve_format, write_rows
 
-    res = plan_campaign(workspace(ctx), name, as_of(ctx, as_of_), plan_out)
+    res = plan_campaign(workspace(ctx), name, as_of(ctx, as_of_), plan_out, render=not no_render)
     if not state(ctx).quiet:
         console().print(
             f"plan {res.plan_id} for {res.campaign}, occurrence {res.occurrence}: "
