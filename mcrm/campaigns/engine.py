@@ -456,6 +456,18 @@ def why(ws: Workspace, name: str, uid: str, as_of: dt.datetime | None) -> dict[s
                 f"{when:%Y-%m-%d %H:%M}Z",
             }
         row = user_row(con, res.rows_table, user_id)
+        if row["status"] == "planned":  # the template may still skip them
+            from mcrm.campaigns.context import Contexts, Target, render_targets
+            from mcrm.campaigns.render import Renderer
+
+            contexts = Contexts(con, ws, c, delivery, when, Renderer(ws.root / CAMPAIGNS_DIR))
+            t = Target(user_id, row["channel"], row["variant"], row["send_at"])
+            for o in render_targets(contexts, [t]):
+                if o.error is not None:
+                    raise o.error
+                if o.skip is not None:
+                    row.update(status="suppressed", reason="template_skip", detail=o.skip)
+                    row.update(channel=None, variant=None, send_at=None)
     words = explain_reason(row["reason"], row["detail"])
     if row["status"] == "planned":
         words = (
