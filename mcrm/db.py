@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA_V1 = """
 CREATE TABLE mcrm_meta (key VARCHAR, value VARCHAR);
@@ -145,11 +145,21 @@ def _v3_to_v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE plan_rows ADD COLUMN detail VARCHAR")
 
 
+def _v4_to_v5(con: duckdb.DuckDBPyConnection) -> None:
+    """The outbox (dispatch issue): one row per message under its idempotency key, and the
+    invalid-address registry."""
+    from mcrm.dispatch.outbox import OUTBOX_DDL
+
+    for stmt in OUTBOX_DDL:
+        con.execute(stmt)
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
+    4: _v4_to_v5,
 }
 
 LOCK_RE = re.compile(r"PID (\d+)")

@@ -1,0 +1,1 @@
+"""Dispatch: provider adapters, the outbox, `mcrm send` and `mcrm run` (SPEC §6)."""

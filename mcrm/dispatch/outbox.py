@@ -1,0 +1,276 @@
+"""The outbox (SPEC §6.2, reference/providers.md §1.3): one row per message, keyed by its
+idempotency key under a unique constraint, written before anything goes on the wire.
+
+States: `pending → sending → sent | retry_wait | failed | invalid_recipient | unknown`.
+
+- `enqueue` copies a plan's planned rows in (`INSERT … ON CONFLICT DO NOTHING`: a re-plan or
+  a second run of the same occurrence adds nothing).
+- `claim` moves due rows of a lane to `sending` and commits **before** the request.
+- `settle` stores each result as soon as it arrives (one transaction per batch).
+- `recover` (at the start of a run, under the run lock): a row still `sending` was on the wire
+  when a process died, so its outcome is unknowable: `unknown`, never resent — except on lanes
+  whose provider dedupes on our key (OneSignal, the in-app contract), which go back to
+  `retry_wait` with the same key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from mcrm.dispatch.core import LANE_WIDE, Outcome, Result, address_hash, backoff
+
+if TYPE_CHECKING:
+    import duckdb
+
+STATES = ("pending", "sending", "sent", "retry_wait", "failed", "invalid_recipient", "unknown")
+TERMINAL = frozenset({"sent", "failed", "invalid_recipient", "unknown"})
+MAX_ATTEMPTS = 5
+
+OUTBOX_DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS outbox_seq START 1",
+    "CREATE TABLE IF NOT EXISTS outbox (id BIGINT PRIMARY KEY DEFAULT nextval('outbox_seq'), "
+    "idempotency_key VARCHAR NOT NULL UNIQUE, plan_id VARCHAR, campaign VARCHAR NOT NULL, "
+    "occurrence VARCHAR NOT NULL, user_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, "
+    "variant VARCHAR, lane VARCHAR, address_ref VARCHAR, payload_hash VARCHAR, "
+    "batch_key VARCHAR, status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+    "send_at TIMESTAMP, next_attempt_at TIMESTAMP, last_error_code VARCHAR, "
+    "last_error VARCHAR, provider_message_id VARCHAR, receipt_status VARCHAR, "
+    "created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS invalid_addresses (address_hash VARCHAR NOT NULL, "
+    "channel VARCHAR NOT NULL, lane VARCHAR, reason VARCHAR NOT NULL, source_code VARCHAR, "
+    "invalid_at TIMESTAMP NOT NULL)",
+)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in OUTBOX_DDL:
+        con.execute(stmt)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    idempotency_key: str
+    campaign: str
+    occurrence: str
+    user_id: str
+    channel: str
+    variant: str | None
+    attempts: int
+    payload_hash: str | None
+    batch_key: str | None
+    lane: str | None = None
+
+
+def enqueue(
+    con: duckdb.DuckDBPyConnection, plan_id: str, lane: str | None, now: dt.datetime
+) -> tuple[int, int]:
+    """Add the planned rows of `plan_id` (channel-matching `lane` when given) as `pending`;
+    returns (added, already there). Keys already in the outbox — from an earlier plan of the
+    same occurrence — are left alone, whatever their state."""
+    before = int(con.execute("SELECT count(*) FROM outbox").fetchall()[0][0])
+    total = int(
+        con.execute(
+            "SELECT count(*) FROM plan_rows WHERE plan_id = ? AND status = 'planned'", [plan_id]
+        ).fetchall()[0][0]
+    )
+    con.execute(
+        """INSERT INTO outbox (idempotency_key, plan_id, campaign, occurrence, user_id, channel,
+               variant, lane, payload_hash, status, send_at, created_at, updated_at)
+           SELECT r.idempotency_key, r.plan_id, p.campaign, r.occurrence, r.user_id, r.channel,
+                  r.variant, ?, r.message_hash, 'pending', r.send_at, ?, ?
+           FROM plan_rows r JOIN campaign_plans p USING (plan_id)
+           WHERE r.plan_id = ? AND r.status = 'planned'
+           ON CONFLICT (idempotency_key) DO NOTHING""",
+        [lane, now, now, plan_id],
+    )
+    after = int(con.execute("SELECT count(*) FROM outbox").fetchall()[0][0])
+    return after - before, total - (after - before)
+
+
+def claim(
+    con: duckdb.DuckDBPyConnection,
+    campaign: str,
+    channel: str,
+    lane: str,
+    now: dt.datetime,
+    limit: int,
+) -> list[Claimed]:
+    """Due rows of one campaign and channel (send time and next attempt reached) -> `sending`,
+    committed before the caller puts them on the wire."""
+    con.execute("BEGIN")
+    try:
+        rows = con.execute(
+            """UPDATE outbox SET status = 'sending', lane = ?, updated_at = ?
+               WHERE id IN (SELECT id FROM outbox
+                            WHERE campaign = ? AND channel = ?
+                              AND status IN ('pending', 'retry_wait')
+                              AND coalesce(next_attempt_at, send_at, ?) <= ?
+                            ORDER BY id LIMIT ?)
+               RETURNING id, idempotency_key, campaign, occurrence, user_id, channel, variant,
+                         attempts, payload_hash, batch_key""",
+            [lane, now, campaign, channel, now, now, limit],
+        ).fetchall()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return sorted((replace(Claimed(*r), lane=lane) for r in rows), key=lambda c: c.id)
+
+
+def lane_of(c: Claimed) -> str | None:
+    return c.lane
+
+
+def close_without_sending(
+    con: duckdb.DuckDBPyConnection, ids: Sequence[int], reason: str, now: dt.datetime
+) -> None:
+    """Send-time suppression (consent revoked or address invalidated since planning): the row
+    is closed as `failed` with the reason as its code, nothing on the wire."""
+    if not ids:
+        return
+    con.execute(
+        "UPDATE outbox SET status = 'failed', last_error_code = ?, last_error = ?, "
+        f"updated_at = ? WHERE id IN ({', '.join(str(int(i)) for i in ids)})",
+        [reason, f"suppressed at send time: {reason}", now],
+    )
+
+
+def settle(
+    con: duckdb.DuckDBPyConnection,
+    claimed: dict[int, Claimed],
+    results: Iterable[Result],
+    now: dt.datetime,
+    rng: random.Random,
+    addresses: dict[int, tuple[str, str]] | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    lane_wait: float | None = None,
+) -> dict[str, int]:
+    """Store a batch's results in one transaction; counts per new status. `addresses` maps
+    outbox id -> (channel, address) for the invalid-address registry and STOP revocations."""
+    counts: dict[str, int] = {}
+    con.execute("BEGIN")
+    try:
+        for r in results:
+            c = claimed[r.outbox_id]
+            attempts, nxt, provider_id = c.attempts, None, r.provider_message_id
+            if r.outcome is Outcome.SENT:
+                status = "sent"
+            elif r.outcome is Outcome.RETRY:
+                attempts += 1
+                if attempts >= max_attempts:
+                    status = "failed"
+                else:
+                    status = "retry_wait"
+                    wait = max(backoff(attempts, rng), r.retry_after_s or 0.0)
+                    nxt = now + dt.timedelta(seconds=wait)
+            elif r.outcome in LANE_WIDE:
+                # no attempt consumed: the lane pauses (throttled) or stops (auth)
+                status = "retry_wait" if r.outcome is Outcome.THROTTLED else "pending"
+                wait = max(lane_wait or 0.0, r.retry_after_s or 0.0)
+                nxt = now + dt.timedelta(seconds=wait) if wait else None
+            elif r.outcome is Outcome.INVALID_RECIPIENT:
+                status = "invalid_recipient"
+            elif r.outcome is Outcome.PERMANENT:
+                status = "failed"
+            else:
+                status = "unknown"
+            con.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, "
+                "last_error_code = ?, last_error = ?, provider_message_id = "
+                "coalesce(?, provider_message_id), updated_at = ? WHERE id = ?",
+                [status, attempts, nxt, r.error_code, r.error_detail, provider_id, now, c.id],
+            )
+            counts[status] = counts.get(status, 0) + 1
+            if status == "sent":  # caps and reentry count messages actually sent
+                con.execute(
+                    "INSERT INTO message_events (event_id, provider, message_id, user_id, "
+                    "campaign, channel, type, ts) VALUES (?, ?, ?, ?, ?, ?, 'sent', ?)",
+                    [
+                        c.idempotency_key,
+                        lane_of(c),
+                        provider_id,
+                        c.user_id,
+                        c.campaign,
+                        c.channel,
+                        now,
+                    ],
+                )
+            if r.mark is not None and addresses and c.id in addresses:
+                _mark(con, c, r, addresses[c.id], now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _mark(
+    con: duckdb.DuckDBPyConnection, c: Claimed, r: Result, addr: tuple[str, str], now: Any
+) -> None:
+    channel, address = addr
+    if r.mark == "opt_out":  # Twilio 21610 (STOP): a consent revocation, not an address fault
+        con.execute(
+            "INSERT INTO consents (user_id, channel, purpose, granted, ts, source) "
+            "SELECT ?, 'sms', p, FALSE, ?, ? FROM (VALUES ('marketing'), ('transactional')) v(p)",
+            [c.user_id, now, f"provider:{r.error_code}"],
+        )
+        return
+    con.execute(
+        "INSERT INTO invalid_addresses VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            address_hash(channel, address),
+            channel,
+            None,
+            r.mark_reason or "invalid",
+            r.error_code,
+            now,
+        ],
+    )
+    if channel == "push":
+        con.execute(
+            "UPDATE devices SET invalidated_at = ? WHERE push_token = ? AND "
+            "(invalidated_at IS NULL OR invalidated_at < ?)",
+            [now, address, now],
+        )
+
+
+def recover(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime, resend_lanes: Sequence[str] = ()
+) -> dict[str, int]:
+    """Rows left `sending` by a process that died: `unknown` (never resent), or `retry_wait`
+    on lanes whose provider dedupes on our key."""
+    out = {}
+    lanes = ", ".join("'" + x.replace("'", "''") + "'" for x in resend_lanes)
+    if resend_lanes:
+        n = con.execute(
+            "UPDATE outbox SET status = 'retry_wait', next_attempt_at = ?, updated_at = ? "
+            f"WHERE status = 'sending' AND lane IN ({lanes}) RETURNING id",
+            [now, now],
+        ).fetchall()
+        out["retry_wait"] = len(n)
+    n = con.execute(
+        "UPDATE outbox SET status = 'unknown', last_error_code = 'interrupted', "
+        "last_error = 'the process stopped between claiming and recording the answer', "
+        "updated_at = ? WHERE status = 'sending' RETURNING id",
+        [now],
+    ).fetchall()
+    out["unknown"] = len(n)
+    return out
+
+
+def stats(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[list[Any]]:
+    """(campaign, channel, status, messages) rows."""
+    where = "WHERE campaign = ?" if campaign else ""
+    return [
+        list(r)
+        for r in con.execute(
+            f"SELECT campaign, channel, status, count(*) FROM outbox {where} "
+            "GROUP BY ALL ORDER BY 1, 2, 3",
+            [campaign] if campaign else [],
+        ).fetchall()
+    ]
