@@ -176,6 +176,7 @@ def _register() -> None:
         demo_cmd,
         import_cmd,
         segments_cmd,
+        send_cmd,
         users_cmd,
     )
 
@@ -189,6 +190,8 @@ def _register() -> None:
     app.add_typer(db_cmd.app, name="db")
     app.command("sql")(db_cmd.sql)
     app.add_typer(config_cmd.app, name="config")
+    app.command("send")(send_cmd.send)
+    app.add_typer(send_cmd.outbox_app, name="outbox")
 
 
 _register()

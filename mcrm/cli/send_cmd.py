@@ -1,0 +1,84 @@
+"""`mcrm send` and `mcrm outbox ...` (SPEC §5.3, §6.2)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mcrm.cli.options import AsOfOpt, FormatOpt, as_of, state, workspace
+
+outbox_app = typer.Typer(no_args_is_help=True, help="The outbox: one row per message.")
+
+
+def send(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Send exactly this plan file (default: plan now)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render the plan's messages; record nothing.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Send at most N messages.")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask (required when not on a terminal).")
+    ] = False,
+    now: AsOfOpt = None,
+) -> int:
+    """Send a plan through the outbox, each message at most once: rows are written under their
+    idempotency key before the wire, consent and addresses are checked again, results are
+    stored as they arrive. Prints a JSON summary."""
+    import json
+
+    from mcrm.dispatch.send import send as run
+    from mcrm.errors import UsageError
+    from mcrm.output import console
+
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"sending {name} needs --yes when not run from a terminal",
+                hint="or try it first with --dry-run",
+            )
+        if not typer.confirm(f"send campaign {name} now?"):
+            return 1
+    res = run(
+        workspace(ctx), name, plan_file=plan, now=as_of(ctx, now), dry_run=dry_run, limit=limit
+    )
+    if not state(ctx).quiet:
+        if dry_run:
+            msg = f"dry run of plan {res.plan_id}: {res.rendered} message(s) rendered, none sent"
+        else:
+            sent = res.outcomes.get("sent", 0)
+            msg = (
+                f"plan {res.plan_id}: {sent} sent, {res.enqueued} new in the outbox, "
+                f"{res.already_queued} already there, {res.not_due} waiting"
+            )
+        console().print(msg, markup=False)
+    sys.stdout.write(json.dumps(res.as_dict()) + "\n")
+    return 0
+
+
+@outbox_app.command("stats")
+def stats(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Argument(help="One campaign (default: all).")] = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """Messages per campaign, channel and state."""
+    from mcrm.db import open_db
+    from mcrm.dispatch.outbox import stats as run
+    from mcrm.output import Rows, resolve_format, write_rows
+
+    with open_db(workspace(ctx)) as con:
+        rows = run(con, campaign)
+    write_rows(
+        Rows(["campaign", "channel", "status", "messages"], rows), resolve_format(fmt, None)
+    )
+    return 0

@@ -1,0 +1,368 @@
+"""`mcrm send`: a plan's messages through the outbox to the providers, at most once.
+
+1. The plan: the given plan (by file) or a new one for now. Its planned rows go into the
+   outbox under their idempotency keys (a key already there — an earlier send of the same
+   occurrence — is never added twice).
+2. Recovery first: rows a killed process left `sending` become `unknown` (or are settled from
+   the file, for file lanes).
+3. Per channel, due rows are claimed in batches and committed as `sending`; then, per row, the
+   send-time checks (SPEC §9: consent still granted, address still valid — else closed as
+   `failed` with the reason and no request), the message rendered as planned, the batch put
+   on the wire, and its results stored at once.
+
+`dry_run` renders the plan's messages and records nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mcrm.errors import NotFound, ProviderError, UsageError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from mcrm.campaigns.model import Campaign, Delivery
+    from mcrm.config import Workspace
+
+
+@dataclass
+class SendSummary:
+    campaign: str
+    plan_id: str
+    occurrence: str
+    enqueued: int = 0
+    already_queued: int = 0
+    recovered: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    not_due: int = 0
+    dry_run: bool = False
+    rendered: int = 0
+    stopped: str | None = None  # a lane stopped (auth) with this message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "plan_id": self.plan_id,
+            "occurrence": self.occurrence,
+            "dry_run": self.dry_run,
+            "enqueued": self.enqueued,
+            "already_queued": self.already_queued,
+            "recovered": self.recovered,
+            "outcomes": self.outcomes,
+            "not_due": self.not_due,
+            "rendered": self.rendered,
+            "stopped": self.stopped,
+        }
+
+
+def plan_id_of_file(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+    except OSError as e:
+        raise UsageError(f"cannot read plan file {path}: {e.strerror}") from None
+    try:
+        return str(json.loads(first)["plan_id"])
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{path} is not an mcrm plan file (JSON lines with plan_id)") from None
+
+
+def send(
+    ws: Workspace,
+    name: str,
+    *,
+    plan_file: Path | None = None,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    rng: random.Random | None = None,
+) -> SendSummary:
+    from mcrm.campaigns.engine import load, plan_campaign
+    from mcrm.db import open_db
+    from mcrm.segments.engine import _now
+
+    c, delivery = load(ws, name)
+    when = now or _now()
+    if plan_file is not None:
+        plan_id = plan_id_of_file(plan_file)
+    else:
+        plan_id = plan_campaign(ws, name, when, render=not dry_run).plan_id
+    rng = rng or random.Random()
+    with open_db(ws, write=not dry_run) as con:
+        got = con.execute(
+            "SELECT campaign, occurrence, as_of FROM campaign_plans WHERE plan_id = ?", [plan_id]
+        ).fetchall()
+        if not got:
+            raise NotFound(f"plan {plan_id} is not in the database", hint="run campaigns plan")
+        if got[0][0] != c.name:
+            raise UsageError(f"plan {plan_id} is a plan of {got[0][0]}, not of {c.name}")
+        summary = SendSummary(c.name, plan_id, str(got[0][1]), dry_run=dry_run)
+        if dry_run:
+            summary.rendered = _dry_run(ws, con, c, delivery, plan_id, got[0][2])
+            return summary
+        return _send(ws, con, c, delivery, plan_id, got[0][2], when, limit, rng, summary)
+
+
+def _dry_run(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    c: Campaign,
+    delivery: Delivery,
+    plan_id: str,
+    as_of: dt.datetime,
+) -> int:
+    from mcrm.campaigns.context import Contexts, Target, render_targets
+    from mcrm.campaigns.engine import CAMPAIGNS_DIR
+    from mcrm.campaigns.render import Renderer
+
+    rows = con.execute(
+        "SELECT user_id, channel, variant, send_at FROM plan_rows WHERE plan_id = ? "
+        "AND status = 'planned' ORDER BY user_id",
+        [plan_id],
+    ).fetchall()
+    contexts = Contexts(con, ws, c, delivery, as_of, Renderer(ws.root / CAMPAIGNS_DIR))
+    n = 0
+    for o in render_targets(contexts, [Target(*r) for r in rows]):
+        if o.error is not None:
+            raise o.error
+        n += 1
+    return n
+
+
+def _addresses(
+    con: duckdb.DuckDBPyConnection, channel: str, purpose: str, users: list[str], now: Any
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(user -> address, user -> send-time suppression reason) for the claimed users."""
+    from mcrm.dispatch.core import address_hash
+
+    ids = ", ".join("'" + u.replace("'", "''") + "'" for u in users)
+    latest = con.execute(
+        "SELECT user_id, granted FROM consents WHERE channel = ? AND purpose = ? AND ts <= ? "
+        f"AND user_id IN ({ids}) QUALIFY row_number() OVER (PARTITION BY user_id "
+        "ORDER BY ts DESC, granted ASC, source) = 1",
+        [channel, purpose, now],
+    ).fetchall()
+    consent = dict(latest)
+    if channel == "push":
+        rows = con.execute(
+            "SELECT user_id, push_token FROM devices WHERE push_token IS NOT NULL AND "
+            f"coalesce(push_enabled, TRUE) AND invalidated_at IS NULL AND user_id IN ({ids}) "
+            "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY last_seen DESC NULLS "
+            "LAST, device_id) = 1"
+        ).fetchall()
+    elif channel in ("email", "sms"):
+        col = "email" if channel == "email" else "phone"
+        rows = con.execute(
+            f"SELECT user_id, {col} FROM users WHERE user_id IN ({ids}) AND {col} IS NOT NULL"
+        ).fetchall()
+    else:
+        rows = [(u, u) for u in users]
+    addr = {u: a for u, a in rows}
+    invalid = {
+        r[0]
+        for r in con.execute(
+            "SELECT address_hash FROM invalid_addresses WHERE channel = ?", [channel]
+        ).fetchall()
+    }
+    why: dict[str, str] = {}
+    for u in users:
+        granted = consent.get(u)
+        if channel == "inapp" and granted is None:
+            granted = True
+        if not granted:
+            why[u] = "no_consent"
+        elif u not in addr:
+            why[u] = "invalid_token" if channel == "push" else "no_address"
+        elif channel in ("email", "sms") and address_hash(channel, addr[u]) in invalid:
+            why[u] = "no_address"
+    return addr, why
+
+
+def _send(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    c: Campaign,
+    delivery: Delivery,
+    plan_id: str,
+    as_of: dt.datetime,
+    now: dt.datetime,
+    limit: int | None,
+    rng: random.Random,
+    summary: SendSummary,
+) -> SendSummary:
+    from mcrm.campaigns.context import Contexts, Target, render_targets
+    from mcrm.campaigns.engine import CAMPAIGNS_DIR
+    from mcrm.campaigns.render import Renderer, email_headers
+    from mcrm.dispatch import outbox
+    from mcrm.dispatch.core import Outbound, Outcome
+    from mcrm.dispatch.providers import lane_for, load_providers, make_adapter
+
+    providers = load_providers(ws)
+    channels = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT channel FROM plan_rows WHERE plan_id = ? AND status = 'planned' "
+            "ORDER BY 1",
+            [plan_id],
+        ).fetchall()
+    ]
+    lanes = {ch: lane_for(providers, ch) for ch in channels}
+    adapters = {
+        name: make_adapter(ws, conf) for name, conf in {p.name: p for p in lanes.values()}.items()
+    }
+    # recovery under the database's write lock (one writer at a time)
+    summary.recovered = _recover(con, adapters, now)
+    con.execute("BEGIN")
+    try:
+        summary.enqueued, summary.already_queued = outbox.enqueue(con, plan_id, None, now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    renderer = Renderer(ws.root / CAMPAIGNS_DIR)
+    contexts = Contexts(con, ws, c, delivery, as_of, renderer)
+    sent_total = 0
+    try:
+        for ch in channels:
+            conf = lanes[ch]
+            adapter = adapters[conf.name]
+            while limit is None or sent_total < limit:
+                want = (
+                    adapter.max_batch
+                    if limit is None
+                    else min(adapter.max_batch, limit - sent_total)
+                )
+                claimed = outbox.claim(con, c.name, ch, conf.name, now, want)
+                if not claimed:
+                    break
+                by_id = {x.id: x for x in claimed}
+                addr, why = _addresses(con, ch, c.purpose, [x.user_id for x in claimed], now)
+                closed: dict[str, list[int]] = {}
+                for x in claimed:
+                    if x.user_id in why:
+                        closed.setdefault(why[x.user_id], []).append(x.id)
+                send_at = dict(
+                    con.execute(
+                        "SELECT idempotency_key, send_at FROM outbox WHERE id IN "
+                        f"({', '.join(str(x.id) for x in claimed)})"
+                    ).fetchall()
+                )
+                todo = [x for x in claimed if x.user_id not in why]
+                targets = [
+                    Target(
+                        x.user_id,
+                        ch,
+                        x.variant or c.variants[0].name,
+                        send_at.get(x.idempotency_key),
+                    )
+                    for x in todo
+                ]
+                batch: list[Outbound] = []
+                for x, o in zip(todo, render_targets(contexts, targets), strict=True):
+                    if o.error is not None or o.message is None:
+                        reason = "template_error" if o.error is not None else "template_skip"
+                        closed.setdefault(reason, []).append(x.id)
+                        continue
+                    headers = {}
+                    if ch == "email" and c.marketing and o.context:
+                        headers = email_headers(
+                            unsubscribe_url=str(o.context.get("unsubscribe_url")),
+                            mailto=delivery.unsubscribe.mailto,
+                        )
+                    batch.append(
+                        Outbound(
+                            x.id,
+                            x.idempotency_key,
+                            x.campaign,
+                            x.occurrence,
+                            x.user_id,
+                            ch,
+                            x.variant,
+                            addr[x.user_id],
+                            o.message.parts,
+                            headers,
+                            o.message.payload,
+                            x.batch_key,
+                        )
+                    )
+                con.execute("BEGIN")
+                for reason, ids in closed.items():
+                    outbox.close_without_sending(con, ids, reason, now)
+                    summary.outcomes["failed"] = summary.outcomes.get("failed", 0) + len(ids)
+                con.execute("COMMIT")
+                if not batch:
+                    continue
+                results = adapter.send(batch)
+                addresses = {m.outbox_id: (ch, m.address) for m in batch}
+                got = outbox.settle(con, by_id, results, now, rng, addresses)
+                for k, v in got.items():
+                    summary.outcomes[k] = summary.outcomes.get(k, 0) + v
+                sent_total += got.get("sent", 0)
+                if any(r.outcome is Outcome.AUTH for r in results):
+                    summary.stopped = f"{conf.name}: the provider refused our credentials"
+                    raise ProviderError(summary.stopped, hint="check providers: in mcrm.yaml")
+        summary.not_due = int(
+            con.execute(
+                "SELECT count(*) FROM outbox WHERE plan_id = ? AND status IN "
+                "('pending', 'retry_wait')",
+                [plan_id],
+            ).fetchall()[0][0]
+        )
+    finally:
+        for a in adapters.values():
+            a.close()
+    return summary
+
+
+def _recover(
+    con: duckdb.DuckDBPyConnection, adapters: dict[str, Any], now: dt.datetime
+) -> dict[str, int]:
+    """Settle what a killed run left `sending`: file lanes from the file itself, lanes whose
+    provider dedupes back to `retry_wait`, everything else `unknown`."""
+    from mcrm.dispatch import outbox
+    from mcrm.dispatch.providers import FileOutbox
+
+    out: dict[str, int] = {}
+    for name, a in adapters.items():
+        if isinstance(a, FileOutbox):
+            rows = con.execute(
+                "SELECT id, idempotency_key FROM outbox WHERE status = 'sending' AND lane = ?",
+                [name],
+            ).fetchall()
+            if not rows:
+                continue
+            written = a.written_ids()
+            done = [i for i, k in rows if k in written]
+            again = [i for i, k in rows if k not in written]
+            if done:
+                con.execute(
+                    "UPDATE outbox SET status = 'sent', updated_at = ? WHERE id IN "
+                    f"({', '.join(str(i) for i in done)})",
+                    [now],
+                )
+                con.execute(
+                    "INSERT INTO message_events (event_id, provider, message_id, user_id, "
+                    "campaign, channel, type, ts) SELECT idempotency_key, lane, "
+                    "provider_message_id, user_id, campaign, channel, 'sent', ? FROM outbox "
+                    f"WHERE id IN ({', '.join(str(i) for i in done)})",
+                    [now],
+                )
+                out["sent"] = out.get("sent", 0) + len(done)
+            if again:
+                con.execute(
+                    "UPDATE outbox SET status = 'pending', updated_at = ? WHERE id IN "
+                    f"({', '.join(str(i) for i in again)})",
+                    [now],
+                )
+                out["pending"] = out.get("pending", 0) + len(again)
+    resend = [n for n, a in adapters.items() if getattr(a, "dedupes", False)]
+    for k, v in outbox.recover(con, now, resend).items():
+        if v:
+            out[k] = out.get(k, 0) + v
+    return out
