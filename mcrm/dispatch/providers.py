@@ -119,11 +119,18 @@ class FileOutbox:
         path = opts.get("path", ".mcrm/outbox.jsonl")
         self.path = Path(path) if Path(path).is_absolute() else ws.root / path
         self.include_pii = bool(opts.get("include_pii", False))
-        unknown = set(opts) - {"path", "include_pii"}
+        batch = opts.get("batch", 500)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+            raise ConfigError(
+                f"provider '{name}': batch must be a whole number 1..10000, found {batch!r}",
+                where=Where("mcrm.yaml", None, f"providers.{name}.batch"),
+            )
+        self.max_batch = batch
+        unknown = set(opts) - {"path", "include_pii", "batch"}
         if unknown:
             raise ConfigError(
                 f"provider '{name}': unknown option(s) {', '.join(sorted(unknown))}",
-                hint="file providers take path and include_pii",
+                hint="file providers take path, include_pii and batch",
                 where=Where("mcrm.yaml", None, f"providers.{name}"),
             )
 
