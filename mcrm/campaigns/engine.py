@@ -214,6 +214,7 @@ def plan_campaign(
     out: Path | None = None,
     *,
     render: bool = True,
+    occurrence_at: dt.datetime | None = None,
 ) -> PlanOutcome:
     """Plan a campaign as of T and store it: the `campaign_plans` / `plan_rows` tables and a
     JSON-lines file (`.mcrm/plans/<campaign>/<plan_id>.jsonl`, or `out`)."""
@@ -224,7 +225,7 @@ def plan_campaign(
     c, delivery = load(ws, name)
     when = as_of or _now()
     with open_db(ws, write=True) as con:
-        res = build(con, ws, c, delivery, when)
+        res = build(con, ws, c, delivery, when, occurrence_at=occurrence_at)
         _set_keys(con, c.name)
         path = out or ws.state_dir / "plans" / c.name / f"{res.plan_id}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,15 @@ def _zone_slots(
     return out
 
 
+def same_wall_time(slot: dt.datetime, zone: str, zones: list[str]) -> dict[str, dt.datetime]:
+    """Per zone, the UTC instant with the wall-clock time that `slot` (naive UTC) has in
+    `zone` (`timezone: user`: "10:00 in each user's own zone")."""
+    wall = slot.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    return {
+        z: wall.replace(tzinfo=ZoneInfo(z)).astimezone(dt.UTC).replace(tzinfo=None) for z in zones
+    }
+
+
 def build(
     con: duckdb.DuckDBPyConnection,
     ws: Workspace,
@@ -151,8 +160,14 @@ def build(
     delivery: Delivery,
     as_of: dt.datetime,
     only_user: str | None = None,
+    occurrence_at: dt.datetime | None = None,
 ) -> PlanResult:
-    """Resolve the audience into TEMP table `plan_rows_tmp` (see the module docstring)."""
+    """Resolve the audience into TEMP table `plan_rows_tmp` (see the module docstring).
+
+    `occurrence_at` (naive UTC; `mcrm run`) plans that schedule slot with the data as of
+    `as_of`, instead of the next slot at or after `as_of`: with `timezone: user` each user
+    gets the slot's wall-clock time in their own zone, even where it has already passed
+    (a catch-up is due at once)."""
     from mcrm.segments import compile as C
     from mcrm.segments.engine import materialise
     from mcrm.segments.model import load_segments
@@ -161,7 +176,11 @@ def build(
     zone = ws.settings.timezone
     ctx = C.Ctx(seg, as_of, zone)
     d = ctx.d
-    occurrence, slot = occurrence_for(c, as_of, zone)
+    if occurrence_at is not None:
+        slot = occurrence_at.replace(microsecond=0)
+        occurrence = slot.isoformat() + "Z"
+    else:
+        occurrence, slot = occurrence_for(c, as_of, zone)
     plan_id = hashlib.sha256(f"{c.name}|{occurrence}|{as_of.isoformat()}".encode()).hexdigest()[
         :16
     ]
@@ -272,7 +291,11 @@ def build(
         send_expr = f"a.trigger_at + INTERVAL {int(round(c.trigger.delay_days * 86400))} SECOND"
         slot_join = ""
     elif per_user_zone:
-        slots = _zone_slots(c, as_of, zone, zones)
+        slots = (
+            same_wall_time(slot, zone, zones)
+            if occurrence_at is not None
+            else _zone_slots(c, as_of, zone, zones)
+        )
         con.execute("CREATE OR REPLACE TEMP TABLE plan_slots (zone VARCHAR, send_at TIMESTAMP)")
         if slots:
             con.executemany(

@@ -191,6 +191,7 @@ def _register() -> None:
     app.command("sql")(db_cmd.sql)
     app.add_typer(config_cmd.app, name="config")
     app.command("send")(send_cmd.send)
+    app.command("run")(send_cmd.run)
     app.add_typer(send_cmd.outbox_app, name="outbox")
 
 

@@ -65,6 +65,51 @@ def send(
     return 0
 
 
+def run(
+    ctx: typer.Context,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Run as if it were this instant (tests, backfills)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what is due; plan and send nothing.")
+    ] = False,
+    grace: Annotated[
+        str,
+        typer.Option("--grace", help="Catch up a missed schedule slot this long after it."),
+    ] = "6h",
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait for a running run.")
+    ] = 10.0,
+) -> int:
+    """The cron entry point: plan every scheduled slot that is due (once), every trigger
+    campaign, and send every due message; overlapping runs are locked out (exit 3). Prints a
+    JSON summary for CI logs."""
+    import json
+
+    from mcrm.dispatch.run import run as go
+    from mcrm.output import console
+    from mcrm.timeutil import parse_duration
+
+    res = go(
+        workspace(ctx),
+        now=as_of(ctx, now),
+        dry_run=dry_run,
+        grace=parse_duration(grace, "--grace"),
+        wait_s=wait,
+    )
+    if not state(ctx).quiet:
+        sent = sum(o.get("sent", 0) for o in res.outcomes.values())
+        console().print(
+            f"run at {res.now:%Y-%m-%d %H:%M}Z: {len(res.planned)} plan(s), "
+            f"{len(res.missed)} missed slot(s), {sent} message(s) sent"
+            + (" (dry run)" if dry_run else ""),
+            markup=False,
+        )
+    sys.stdout.write(json.dumps(res.as_dict()) + "\n")
+    return 0
+
+
 @outbox_app.command("stats")
 def stats(
     ctx: typer.Context,

@@ -43,6 +43,9 @@ OUTBOX_DDL = (
     "CREATE TABLE IF NOT EXISTS invalid_addresses (address_hash VARCHAR NOT NULL, "
     "channel VARCHAR NOT NULL, lane VARCHAR, reason VARCHAR NOT NULL, source_code VARCHAR, "
     "invalid_at TIMESTAMP NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS campaign_runs (campaign VARCHAR NOT NULL, "
+    "occurrence VARCHAR NOT NULL, status VARCHAR NOT NULL, plan_id VARCHAR, "
+    "run_at TIMESTAMP NOT NULL, PRIMARY KEY (campaign, occurrence))",
 )
 
 

@@ -196,49 +196,118 @@ def _send(
     rng: random.Random,
     summary: SendSummary,
 ) -> SendSummary:
-    from mcrm.campaigns.context import Contexts, Target, render_targets
-    from mcrm.campaigns.engine import CAMPAIGNS_DIR
-    from mcrm.campaigns.render import Renderer, email_headers
     from mcrm.dispatch import outbox
-    from mcrm.dispatch.core import Outbound, Outcome
-    from mcrm.dispatch.providers import lane_for, load_providers, make_adapter
 
-    providers = load_providers(ws)
-    channels = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT channel FROM plan_rows WHERE plan_id = ? AND status = 'planned' "
-            "ORDER BY 1",
+    d = Dispatcher(ws, con, now, rng)
+    try:
+        summary.recovered = d.recover()
+        con.execute("BEGIN")
+        try:
+            summary.enqueued, summary.already_queued = outbox.enqueue(con, plan_id, None, now)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        d.drain(c, delivery, limit, summary.outcomes)
+        summary.stopped = d.stopped
+    finally:
+        d.close()
+    summary.not_due = int(
+        con.execute(
+            "SELECT count(*) FROM outbox WHERE plan_id = ? AND status IN "
+            "('pending', 'retry_wait')",
             [plan_id],
-        ).fetchall()
-    ]
-    lanes = {ch: lane_for(providers, ch) for ch in channels}
-    adapters = {
-        name: make_adapter(ws, conf) for name, conf in {p.name: p for p in lanes.values()}.items()
-    }
-    # recovery under the database's write lock (one writer at a time)
-    summary.recovered = _recover(con, adapters, now)
-    con.execute("BEGIN")
-    try:
-        summary.enqueued, summary.already_queued = outbox.enqueue(con, plan_id, None, now)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    renderer = Renderer(ws.root / CAMPAIGNS_DIR)
-    contexts = Contexts(con, ws, c, delivery, as_of, renderer)
-    sent_total = 0
-    try:
+        ).fetchall()[0][0]
+    )
+    if summary.stopped:
+        raise ProviderError(summary.stopped, hint="check providers: in mcrm.yaml")
+    return summary
+
+
+class Dispatcher:
+    """Sends due outbox rows, per campaign and channel, through their lanes (one instance
+    per `send` or `run`, on the connection holding the database's write lock)."""
+
+    def __init__(
+        self, ws: Workspace, con: duckdb.DuckDBPyConnection, now: dt.datetime, rng: random.Random
+    ):
+        from mcrm.campaigns.engine import CAMPAIGNS_DIR
+        from mcrm.campaigns.render import Renderer
+        from mcrm.dispatch import outbox
+        from mcrm.dispatch.providers import load_providers
+
+        self.ws, self.con, self.now, self.rng = ws, con, now, rng
+        outbox.ensure_tables(con)
+        self.providers = load_providers(ws)
+        self.adapters: dict[str, Any] = {}
+        self.renderer = Renderer(ws.root / CAMPAIGNS_DIR)
+        self.stopped: str | None = None
+        self._stopped_lanes: set[str] = set()
+
+    def adapter(self, channel: str) -> tuple[str, Any]:
+        from mcrm.dispatch.providers import lane_for, make_adapter
+
+        conf = lane_for(self.providers, channel)
+        if conf.name not in self.adapters:
+            self.adapters[conf.name] = make_adapter(self.ws, conf)
+        return conf.name, self.adapters[conf.name]
+
+    def recover(self) -> dict[str, int]:
+        """Settle what a killed run left `sending` (every lane that has such rows)."""
+        lanes = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT DISTINCT lane FROM outbox WHERE status = 'sending' AND lane IS NOT NULL"
+            ).fetchall()
+        ]
+        for conf in self.providers:
+            if conf.name in lanes and conf.name not in self.adapters:
+                from mcrm.dispatch.providers import make_adapter
+
+                self.adapters[conf.name] = make_adapter(self.ws, conf)
+        self.con.execute("BEGIN")
+        try:
+            out = _recover(self.con, self.adapters, self.now)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return out
+
+    def close(self) -> None:
+        for a in self.adapters.values():
+            a.close()
+
+    def drain(
+        self, c: Campaign, delivery: Delivery, limit: int | None, outcomes: dict[str, int]
+    ) -> int:
+        """Send every due row of campaign `c` (at most `limit`); returns the number sent."""
+        from mcrm.campaigns.context import Contexts, Target, render_targets
+        from mcrm.campaigns.render import email_headers
+        from mcrm.dispatch import outbox
+        from mcrm.dispatch.core import Outbound, Outcome
+
+        con, now = self.con, self.now
+        channels = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT channel FROM outbox WHERE campaign = ? AND status IN "
+                "('pending', 'retry_wait') AND coalesce(next_attempt_at, send_at, ?) <= ? "
+                "ORDER BY 1",
+                [c.name, now, now],
+            ).fetchall()
+        ]
+        contexts: dict[str, Any] = {}  # plan id -> Contexts as of that plan
+        sent_total = 0
         for ch in channels:
-            conf = lanes[ch]
-            adapter = adapters[conf.name]
+            lane, adapter = self.adapter(ch)
+            if lane in self._stopped_lanes:
+                continue
             while limit is None or sent_total < limit:
-                want = (
-                    adapter.max_batch
-                    if limit is None
-                    else min(adapter.max_batch, limit - sent_total)
-                )
-                claimed = outbox.claim(con, c.name, ch, conf.name, now, want)
+                want = adapter.max_batch
+                if limit is not None:
+                    want = min(want, limit - sent_total)
+                claimed = outbox.claim(con, c.name, ch, lane, now, want)
                 if not claimed:
                     break
                 by_id = {x.id: x for x in claimed}
@@ -247,77 +316,75 @@ def _send(
                 for x in claimed:
                     if x.user_id in why:
                         closed.setdefault(why[x.user_id], []).append(x.id)
-                send_at = dict(
-                    con.execute(
-                        "SELECT idempotency_key, send_at FROM outbox WHERE id IN "
+                meta = {
+                    r[0]: (r[1], r[2], r[3])
+                    for r in con.execute(
+                        "SELECT o.id, o.send_at, o.plan_id, p.as_of FROM outbox o "
+                        "LEFT JOIN campaign_plans p USING (plan_id) WHERE o.id IN "
                         f"({', '.join(str(x.id) for x in claimed)})"
                     ).fetchall()
-                )
-                todo = [x for x in claimed if x.user_id not in why]
-                targets = [
-                    Target(
-                        x.user_id,
-                        ch,
-                        x.variant or c.variants[0].name,
-                        send_at.get(x.idempotency_key),
-                    )
-                    for x in todo
-                ]
+                }
                 batch: list[Outbound] = []
-                for x, o in zip(todo, render_targets(contexts, targets), strict=True):
-                    if o.error is not None or o.message is None:
-                        reason = "template_error" if o.error is not None else "template_skip"
-                        closed.setdefault(reason, []).append(x.id)
-                        continue
-                    headers = {}
-                    if ch == "email" and c.marketing and o.context:
-                        headers = email_headers(
-                            unsubscribe_url=str(o.context.get("unsubscribe_url")),
-                            mailto=delivery.unsubscribe.mailto,
+                todo = [x for x in claimed if x.user_id not in why]
+                groups: dict[str, list[Any]] = {}
+                for x in todo:
+                    groups.setdefault(str(meta[x.id][1]), []).append(x)
+                for pid, xs in groups.items():
+                    if pid not in contexts:
+                        as_of = meta[xs[0].id][2] or now
+                        contexts[pid] = Contexts(con, self.ws, c, delivery, as_of, self.renderer)
+                    targets = [
+                        Target(x.user_id, ch, x.variant or c.variants[0].name, meta[x.id][0])
+                        for x in xs
+                    ]
+                    for x, o in zip(xs, render_targets(contexts[pid], targets), strict=True):
+                        if o.error is not None or o.message is None:
+                            reason = "template_error" if o.error is not None else "template_skip"
+                            closed.setdefault(reason, []).append(x.id)
+                            continue
+                        headers = {}
+                        if ch == "email" and c.marketing and o.context:
+                            headers = email_headers(
+                                unsubscribe_url=str(o.context.get("unsubscribe_url")),
+                                mailto=delivery.unsubscribe.mailto,
+                            )
+                        batch.append(
+                            Outbound(
+                                x.id,
+                                x.idempotency_key,
+                                x.campaign,
+                                x.occurrence,
+                                x.user_id,
+                                ch,
+                                x.variant,
+                                addr[x.user_id],
+                                o.message.parts,
+                                headers,
+                                o.message.payload,
+                                x.batch_key,
+                            )
                         )
-                    batch.append(
-                        Outbound(
-                            x.id,
-                            x.idempotency_key,
-                            x.campaign,
-                            x.occurrence,
-                            x.user_id,
-                            ch,
-                            x.variant,
-                            addr[x.user_id],
-                            o.message.parts,
-                            headers,
-                            o.message.payload,
-                            x.batch_key,
-                        )
-                    )
-                con.execute("BEGIN")
-                for reason, ids in closed.items():
-                    outbox.close_without_sending(con, ids, reason, now)
-                    summary.outcomes["failed"] = summary.outcomes.get("failed", 0) + len(ids)
-                con.execute("COMMIT")
+                if closed:
+                    con.execute("BEGIN")
+                    for reason, ids in closed.items():
+                        outbox.close_without_sending(con, ids, reason, now)
+                        outcomes["failed"] = outcomes.get("failed", 0) + len(ids)
+                    con.execute("COMMIT")
                 if not batch:
                     continue
                 results = adapter.send(batch)
                 addresses = {m.outbox_id: (ch, m.address) for m in batch}
-                got = outbox.settle(con, by_id, results, now, rng, addresses)
+                got = outbox.settle(con, by_id, results, now, self.rng, addresses)
                 for k, v in got.items():
-                    summary.outcomes[k] = summary.outcomes.get(k, 0) + v
+                    outcomes[k] = outcomes.get(k, 0) + v
                 sent_total += got.get("sent", 0)
                 if any(r.outcome is Outcome.AUTH for r in results):
-                    summary.stopped = f"{conf.name}: the provider refused our credentials"
-                    raise ProviderError(summary.stopped, hint="check providers: in mcrm.yaml")
-        summary.not_due = int(
-            con.execute(
-                "SELECT count(*) FROM outbox WHERE plan_id = ? AND status IN "
-                "('pending', 'retry_wait')",
-                [plan_id],
-            ).fetchall()[0][0]
-        )
-    finally:
-        for a in adapters.values():
-            a.close()
-    return summary
+                    self._stopped_lanes.add(lane)
+                    self.stopped = f"{lane}: the provider refused our credentials"
+                    break
+                if any(r.outcome is Outcome.THROTTLED for r in results):
+                    break  # the lane waits for next_attempt_at (a later run)
+        return sent_total
 
 
 def _recover(
