@@ -106,10 +106,16 @@ def _zone_offsets(con: duckdb.DuckDBPyConnection, zone: str) -> list[str]:
 
 
 def due_slots(
-    c: Campaign, now: dt.datetime, zone: str, zones: list[str], grace: dt.timedelta
+    c: Campaign,
+    now: dt.datetime,
+    zone: str,
+    zones: list[str],
+    grace: dt.timedelta,
+    since: dt.datetime | None = None,
 ) -> list[tuple[dt.datetime, dt.datetime, dt.datetime]]:
-    """(slot, first send, last send) of every slot of `c` whose planning time has come and
-    whose last send is not more than `grace` ago... or is: the caller tells missed from due."""
+    """(slot, first send, last send) of every slot of `c` whose first send time has come:
+    after `since` (the campaign's latest recorded slot), or on a first run from `grace`
+    before now. The caller tells missed slots (last send + grace < now) from due ones."""
     from mcrm.campaigns.plan import same_wall_time
 
     s = c.schedule
@@ -135,9 +141,10 @@ def due_slots(
     from croniter import croniter
 
     z = ZoneInfo(cron_zone)
-    start = (now - grace - lead).replace(tzinfo=dt.UTC).astimezone(z)
+    begin = now - grace - lead if since is None else min(since, now - grace - lead)
+    start = begin.replace(tzinfo=dt.UTC).astimezone(z)
     it = croniter(s.cron or "", start)
-    for _ in range(10_000):
+    for _ in range(1_000):  # at most that many slots reported per run
         t = it.get_next(dt.datetime).astimezone(dt.UTC).replace(tzinfo=None)
         if t > now + lead:
             break
@@ -191,12 +198,18 @@ def run(
                 except Exception:
                     done = set()
             zones = _zone_offsets(con, zone)
+        latest: dict[str, dt.datetime] = {}
+        for name, occ in done:
+            t = dt.datetime.fromisoformat(occ.rstrip("Z"))
+            if name not in latest or t > latest[name]:
+                latest[name] = t
         todo: list[tuple[Campaign, dt.datetime | None]] = []
         for c in loaded.campaigns.values():
             if c.trigger is not None:
                 todo.append((c, None))
                 continue
-            for at, _first, last in due_slots(c, when, zone, zones, grace):
+            since = latest.get(c.name)
+            for at, _first, last in due_slots(c, when, zone, zones, grace, since):
                 occ = at.isoformat() + "Z"
                 if (c.name, occ) in done:
                     continue
