@@ -78,11 +78,13 @@ LIFECYCLE_KEYS = ("stage", "first_day", "last_day", "days_since_last")
 
 
 @lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo:
+def _zone(name: str, fallback: str = "UTC") -> ZoneInfo:
+    """The user's zone; one that is not a real IANA zone falls back to the workspace zone,
+    as in the plan."""
     try:
         return ZoneInfo(name)
     except Exception:
-        return ZoneInfo("UTC")
+        return ZoneInfo(fallback)
 
 
 def _aware(t: Any, zone: ZoneInfo) -> Any:
@@ -250,7 +252,7 @@ class Contexts:
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
             uid = row[0]
-            zone = _zone((row[tz_i] if tz_i is not None else None) or default_zone)
+            zone = _zone((row[tz_i] if tz_i is not None else None) or default_zone, default_zone)
             user = {cols[i]: _aware(row[i], zone) for i in range(n_user) if i != attr_i}
             if attr_i is not None:
                 raw = row[attr_i]

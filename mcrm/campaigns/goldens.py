@@ -103,8 +103,12 @@ class Outcome:
 def _instant(doc: YamlDoc, path: tuple[Any, ...], value: Any, probs: Problems) -> Any:
     from mcrm.timeutil import parse_instant
 
-    if value is None or isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else None
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):  # YAML read an unquoted timestamp
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     try:
@@ -112,6 +116,15 @@ def _instant(doc: YamlDoc, path: tuple[Any, ...], value: Any, probs: Problems) -
     except McrmError:
         probs.error(f"not a timestamp: {value!r}", where=doc.where(path))
         return None
+
+
+def _count(doc: YamlDoc, path: tuple[Any, ...], value: Any, probs: Problems) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        probs.error(f"expected a whole number of orders, found {value!r}", where=doc.where(path))
+        return 0
+    return value
 
 
 def _money(doc: YamlDoc, path: tuple[Any, ...], value: Any, probs: Problems) -> Any:
@@ -200,7 +213,7 @@ def _fixture(doc: YamlDoc, uid: str, spec: dict[str, Any], probs: Problems) -> F
     s = _section(doc, (*base, "stats"), spec.get("stats"), SECTIONS["stats"], probs)
     last = _instant(doc, (*base, "stats", "last_purchase"), s.get("last_purchase"), probs)
     stats = {
-        "orders": int(s.get("orders") or 0),
+        "orders": _count(doc, (*base, "stats", "orders"), s.get("orders"), probs),
         "spend": _money(doc, (*base, "stats", "spend"), s.get("spend", 0), probs),
         "last_purchase": last.replace(tzinfo=dt.UTC).astimezone(zone) if last else None,
         "favourite_category": s.get("favourite_category"),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mcrm.cli.options import AsOfOpt, FormatOpt, as_of, state, workspace
+from mcrm.cli.options import AsOfOpt, FormatOpt, OutOpt, as_of, state, workspace
 
 outbox_app = typer.Typer(no_args_is_help=True, help="The outbox: one row per message.")
 
@@ -126,4 +126,73 @@ def stats(
     write_rows(
         Rows(["campaign", "channel", "status", "messages"], rows), resolve_format(fmt, None)
     )
+    return 0
+
+
+@outbox_app.command("list")
+def list_(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="One state (pending, sent, unknown, ...).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N rows.")] = 100,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+) -> int:
+    """Outbox rows, newest first: key, campaign, occurrence, user, channel, lane, state,
+    attempts, next attempt, last error, provider message id (never addresses)."""
+    from mcrm.db import open_db
+    from mcrm.dispatch.outbox import list_rows
+    from mcrm.output import resolve_format, write_rows
+
+    with open_db(workspace(ctx)) as con:
+        rows = list_rows(con, campaign, status, limit)
+    write_rows(rows, resolve_format(fmt, out), out)
+    return 0
+
+
+@outbox_app.command("export")
+def export(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="One state.")] = None,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+) -> int:
+    """Every outbox row (for audits and hand-off); --format csv|jsonl|parquet, --out FILE."""
+    from mcrm.db import open_db
+    from mcrm.dispatch.outbox import list_rows
+    from mcrm.output import resolve_format, write_rows
+
+    with open_db(workspace(ctx)) as con:
+        rows = list_rows(con, campaign, status, None)
+    write_rows(rows, resolve_format(fmt, out), out)
+    return 0
+
+
+@outbox_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
+    unknown: Annotated[
+        bool,
+        typer.Option(
+            "--unknown",
+            help="Also re-queue 'unknown' rows: they MAY have been delivered already.",
+        ),
+    ] = False,
+) -> int:
+    """Re-queue failed rows (and, with --unknown, rows whose outcome is unknown) for the next
+    send or run, with their attempts reset. Invalid recipients are never re-queued."""
+    from mcrm.db import open_db
+    from mcrm.dispatch.outbox import requeue
+    from mcrm.output import console
+    from mcrm.segments.engine import _now
+
+    with open_db(workspace(ctx), write=True) as con:
+        n = requeue(con, campaign, unknown, _now())
+    if not state(ctx).quiet:
+        console().print(f"{n} message(s) re-queued", markup=False)
+    sys.stdout.write(f"{n}\n")
     return 0

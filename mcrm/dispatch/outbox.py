@@ -277,3 +277,74 @@ def stats(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[l
             [campaign] if campaign else [],
         ).fetchall()
     ]
+
+
+LIST_COLUMNS = [
+    "id",
+    "idempotency_key",
+    "campaign",
+    "occurrence",
+    "user_id",
+    "channel",
+    "variant",
+    "lane",
+    "status",
+    "attempts",
+    "send_at",
+    "next_attempt_at",
+    "last_error_code",
+    "last_error",
+    "provider_message_id",
+    "updated_at",
+]
+
+
+def list_rows(
+    con: duckdb.DuckDBPyConnection, campaign: str | None, status: str | None, limit: int | None
+) -> Any:
+    """Outbox rows, newest first (no addresses: they are never stored here)."""
+    from mcrm.errors import UsageError
+    from mcrm.output import Rows
+
+    if status is not None and status not in STATES:
+        from mcrm.errors import did_you_mean
+
+        raise UsageError(
+            f"unknown outbox state '{status}'",
+            hint=did_you_mean(status, list(STATES)) or f"states: {', '.join(STATES)}",
+        )
+    where, params = [], []
+    if campaign:
+        where.append("campaign = ?")
+        params.append(campaign)
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    sql = (
+        f"SELECT {', '.join(LIST_COLUMNS)} FROM outbox "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "ORDER BY id DESC"
+        + (f" LIMIT {int(limit)}" if limit else "")
+    )
+    return Rows(LIST_COLUMNS, con.execute(sql, params).fetchall())
+
+
+def requeue(
+    con: duckdb.DuckDBPyConnection, campaign: str | None, unknown: bool, now: dt.datetime
+) -> int:
+    """failed (and with `unknown`, unknown) -> pending, attempts reset. Rows closed at send
+    time for consent or address reasons stay closed: re-checking them is a new plan's job."""
+    states = ["'failed'"] + (["'unknown'"] if unknown else [])
+    where = f"status IN ({', '.join(states)}) AND coalesce(last_error_code, '') NOT IN " + (
+        "('no_consent', 'no_address', 'invalid_token', 'template_skip')"
+    )
+    params: list[Any] = [now]
+    if campaign:
+        where += " AND campaign = ?"
+        params.append(campaign)
+    rows = con.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+        f"updated_at = ? WHERE {where} RETURNING id",
+        params,
+    ).fetchall()
+    return len(rows)

@@ -205,11 +205,6 @@ def test_a_template_error_for_a_fixture_user_names_it(example: Path, cli: Cli) -
     assert not any("fixture user oliver_en" in e for e in errs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="goldens._fixture does int(orders) unchecked: a non-number crashes with "
-    "'unexpected ValueError' instead of an error at users.yaml:line",
-)
 def test_a_non_numeric_order_count_fails_with_file_and_line(example: Path, cli: Cli) -> None:
     path = example / FIXTURES
     path.write_text(
@@ -221,11 +216,6 @@ def test_a_non_numeric_order_count_fails_with_file_and_line(example: Path, cli: 
     assert any(f"{FIXTURES}:" in e for e in errors(r.stderr)), r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="goldens._instant drops the offset of an unquoted YAML timestamp "
-    "(value.replace(tzinfo=None)) instead of converting it to UTC",
-)
 def test_an_unquoted_timestamp_with_an_offset_is_the_same_instant(example: Path) -> None:
     path = example / FIXTURES
     text = path.read_text(encoding="utf-8")

@@ -751,11 +751,6 @@ def test_an_unknown_user_is_not_found(world: tuple[WS, Data]) -> None:
             list(render_targets(ctxs, [Target("nobody", "email", "default")]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="context.py falls back to UTC for a user zone that is not an IANA zone, while the "
-    "plan (and docs/campaigns.md) use the workspace zone for such a user",
-)
 def test_a_user_with_an_unknown_zone_gets_the_workspace_zone(
     workspace: WorkspaceFactory,
 ) -> None:
