@@ -42,7 +42,7 @@ TYPES = {
     "file": "any",
 }
 CHANNELS = ("push", "email", "sms", "inapp")
-BUILT = {"file"}  # adapters available in this release
+BUILT = {"file", "webhook", "inapp", "smtp"}  # adapters available in this release
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,17 @@ def make_adapter(ws: Workspace, conf: ProviderConf, env: dict[str, str] | None =
     opts = expand_env(conf.options, dict(os.environ) if env is None else env)
     if conf.type == "file":
         return FileOutbox(ws, conf.name, opts)
+    if conf.type in ("webhook", "inapp"):
+        from mcrm.dispatch.webhook import Webhook
+
+        return Webhook(conf.name, opts, inapp=conf.type == "inapp")
+    if conf.type == "smtp":
+        from mcrm.dispatch.smtp import Smtp
+
+        return Smtp(conf.name, opts)
     raise ConfigError(
         f"provider '{conf.name}': the {conf.type} adapter is not built yet",
-        hint="this release sends through `type: file` (JSON lines); see docs/dispatch.md",
+        hint=f"built so far: {', '.join(sorted(BUILT))}; see docs/dispatch.md",
         where=Where("mcrm.yaml", None, f"providers.{conf.name}"),
     )
 
