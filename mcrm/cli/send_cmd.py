@@ -62,7 +62,8 @@ def send(
             )
         console().print(msg, markup=False)
     sys.stdout.write(json.dumps(res.as_dict()) + "\n")
-    return 0
+    # SPEC §2: a partial send (failures or unknown outcomes in this send) exits 1
+    return 1 if res.outcomes.get("failed") or res.outcomes.get("unknown") else 0
 
 
 def run(
@@ -107,7 +108,8 @@ def run(
             markup=False,
         )
     sys.stdout.write(json.dumps(res.as_dict()) + "\n")
-    return 0
+    bad = any(o.get("failed") or o.get("unknown") for o in res.outcomes.values())
+    return 1 if bad else 0
 
 
 @outbox_app.command("stats")

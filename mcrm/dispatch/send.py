@@ -368,7 +368,9 @@ class Dispatcher:
                     con.execute("BEGIN")
                     for reason, ids in closed.items():
                         outbox.close_without_sending(con, ids, reason, now)
-                        outcomes["failed"] = outcomes.get("failed", 0) + len(ids)
+                        # a send-time suppression is no failure to send; a template error is
+                        key = "failed" if reason == "template_error" else "suppressed"
+                        outcomes[key] = outcomes.get(key, 0) + len(ids)
                     con.execute("COMMIT")
                 if not batch:
                     continue

@@ -134,7 +134,7 @@ def test_consent_revoked_after_planning_is_not_sent(workspace: WorkspaceFactory,
         )
     r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["outcomes"] == {"sent": 9, "failed": 1}
+    assert json.loads(r.stdout)["outcomes"] == {"sent": 9, "suppressed": 1}
     with open_db(w.ws) as con:
         row = con.execute(
             "SELECT status, last_error_code FROM outbox WHERE user_id = 'u00003'"
