@@ -242,9 +242,11 @@ def build(
                 "no_address",
             )
         elif ch == "sms":
+            _bad_phones(con)
             addr = (
                 "TRUE",
-                f"u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}')",
+                f"u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}') AND u.phone NOT IN "
+                "(SELECT phone FROM plan_bad_phones)",
                 "no_address",
             )
         else:
@@ -478,6 +480,43 @@ def variant_for(c: Campaign, user_id: str) -> str:
         if b < cut:
             return name
     return cuts[-1][0]
+
+
+def sms_number_ok(phone: str) -> bool:
+    """A number SMS can reach (reference/providers.md §4.3): valid per libphonenumber's
+    metadata and not a fixed line (other types are left to the provider's own check)."""
+    import phonenumbers
+
+    try:
+        p = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(
+        phonenumbers.is_valid_number(p)
+        and phonenumbers.number_type(p) != phonenumbers.PhoneNumberType.FIXED_LINE
+    )
+
+
+def _bad_phones(con: duckdb.DuckDBPyConnection) -> None:
+    """TEMP table plan_bad_phones: the audience's E.164-shaped numbers that are not valid
+    mobile-capable numbers (checked in Python, once per distinct number)."""
+    import pyarrow as pa
+
+    phones = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT u.phone FROM plan_aud a JOIN users u USING (user_id) "
+            f"WHERE u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}')"
+        ).fetchall()
+    ]
+    bad = [p for p in phones if not sms_number_ok(p)]
+    con.register("plan_bad_phones_in", pa.table({"phone": pa.array(bad, pa.string())}))
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE plan_bad_phones AS SELECT * FROM plan_bad_phones_in"
+        )
+    finally:
+        con.unregister("plan_bad_phones_in")
 
 
 def _consent(channel: str, purpose: str, d: str) -> str:

@@ -139,6 +139,7 @@ def _addresses(
     con: duckdb.DuckDBPyConnection, channel: str, purpose: str, users: list[str], now: Any
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(user -> address, user -> send-time suppression reason) for the claimed users."""
+    from mcrm.campaigns.plan import sms_number_ok
     from mcrm.dispatch.core import address_hash
 
     ids = ", ".join("'" + u.replace("'", "''") + "'" for u in users)
@@ -180,6 +181,8 @@ def _addresses(
         elif u not in addr:
             why[u] = "invalid_token" if channel == "push" else "no_address"
         elif channel in ("email", "sms") and address_hash(channel, addr[u]) in invalid:
+            why[u] = "no_address"
+        elif channel == "sms" and not sms_number_ok(addr[u]):
             why[u] = "no_address"
     return addr, why
 
