@@ -125,10 +125,6 @@ def claim(
     return sorted((replace(Claimed(*r), lane=lane) for r in rows), key=lambda c: c.id)
 
 
-def lane_of(c: Claimed) -> str | None:
-    return c.lane
-
-
 def close_without_sending(
     con: duckdb.DuckDBPyConnection, ids: Sequence[int], reason: str, now: dt.datetime
 ) -> None:
@@ -155,60 +151,89 @@ def settle(
 ) -> dict[str, int]:
     """Store a batch's results in one transaction; counts per new status. `addresses` maps
     outbox id -> (channel, address) for the invalid-address registry and STOP revocations."""
+    import pyarrow as pa
+
     counts: dict[str, int] = {}
-    con.execute("BEGIN")
-    try:
-        for r in results:
-            c = claimed[r.outbox_id]
-            attempts, nxt, provider_id = c.attempts, None, r.provider_message_id
-            if r.outcome is Outcome.SENT:
-                status = "sent"
-            elif r.outcome is Outcome.RETRY:
-                attempts += 1
-                if attempts >= max_attempts:
-                    status = "failed"
-                else:
-                    status = "retry_wait"
-                    wait = max(backoff(attempts, rng), r.retry_after_s or 0.0)
-                    nxt = now + dt.timedelta(seconds=wait)
-            elif r.outcome in LANE_WIDE:
-                # no attempt consumed: the lane pauses (throttled) or stops (auth)
-                status = "retry_wait" if r.outcome is Outcome.THROTTLED else "pending"
-                wait = max(lane_wait or 0.0, r.retry_after_s or 0.0)
-                nxt = now + dt.timedelta(seconds=wait) if wait else None
-            elif r.outcome is Outcome.INVALID_RECIPIENT:
-                status = "invalid_recipient"
-            elif r.outcome is Outcome.PERMANENT:
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("id", "status", "attempts", "nxt", "code", "detail", "pid", "sent")
+    }
+    marks = []
+    for r in results:
+        c = claimed[r.outbox_id]
+        attempts, nxt = c.attempts, None
+        if r.outcome is Outcome.SENT:
+            status = "sent"
+        elif r.outcome is Outcome.RETRY:
+            attempts += 1
+            if attempts >= max_attempts:
                 status = "failed"
             else:
-                status = "unknown"
-            con.execute(
-                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, "
-                "last_error_code = ?, last_error = ?, provider_message_id = "
-                "coalesce(?, provider_message_id), updated_at = ? WHERE id = ?",
-                [status, attempts, nxt, r.error_code, r.error_detail, provider_id, now, c.id],
-            )
-            counts[status] = counts.get(status, 0) + 1
-            if status == "sent":  # caps and reentry count messages actually sent
-                con.execute(
-                    "INSERT INTO message_events (event_id, provider, message_id, user_id, "
-                    "campaign, channel, type, ts) VALUES (?, ?, ?, ?, ?, ?, 'sent', ?)",
-                    [
-                        c.idempotency_key,
-                        lane_of(c),
-                        provider_id,
-                        c.user_id,
-                        c.campaign,
-                        c.channel,
-                        now,
-                    ],
-                )
-            if r.mark is not None and addresses and c.id in addresses:
-                _mark(con, c, r, addresses[c.id], now)
+                status = "retry_wait"
+                wait = max(backoff(attempts, rng), r.retry_after_s or 0.0)
+                nxt = now + dt.timedelta(seconds=wait)
+        elif r.outcome in LANE_WIDE:
+            # no attempt consumed: the lane pauses (throttled) or stops (auth)
+            status = "retry_wait" if r.outcome is Outcome.THROTTLED else "pending"
+            wait = max(lane_wait or 0.0, r.retry_after_s or 0.0)
+            nxt = now + dt.timedelta(seconds=wait) if wait else None
+        elif r.outcome is Outcome.INVALID_RECIPIENT:
+            status = "invalid_recipient"
+        elif r.outcome is Outcome.PERMANENT:
+            status = "failed"
+        else:
+            status = "unknown"
+        for k, v in (
+            ("id", c.id),
+            ("status", status),
+            ("attempts", attempts),
+            ("nxt", nxt),
+            ("code", r.error_code),
+            ("detail", r.error_detail),
+            ("pid", r.provider_message_id),
+            ("sent", status == "sent"),
+        ):
+            cols[k].append(v)
+        counts[status] = counts.get(status, 0) + 1
+        if r.mark is not None and addresses and c.id in addresses:
+            marks.append((c, r, addresses[c.id]))
+    table = pa.table(
+        {
+            "id": pa.array(cols["id"], pa.int64()),
+            "status": pa.array(cols["status"], pa.string()),
+            "attempts": pa.array(cols["attempts"], pa.int32()),
+            "nxt": pa.array(cols["nxt"], pa.timestamp("us")),
+            "code": pa.array(cols["code"], pa.string()),
+            "detail": pa.array(cols["detail"], pa.string()),
+            "pid": pa.array(cols["pid"], pa.string()),
+            "sent": pa.array(cols["sent"], pa.bool_()),
+        }
+    )
+    # one statement per batch, not per message (a 1000-recipient batch in milliseconds)
+    con.register("settled", table)
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            "UPDATE outbox SET status = s.status, attempts = s.attempts, next_attempt_at = s.nxt, "
+            "last_error_code = s.code, last_error = s.detail, provider_message_id = "
+            "coalesce(s.pid, outbox.provider_message_id), updated_at = ? FROM settled s "
+            "WHERE outbox.id = s.id",
+            [now],
+        )
+        # caps and reentry count messages actually sent
+        con.execute(
+            "INSERT INTO message_events (event_id, provider, message_id, user_id, campaign, "
+            "channel, type, ts) SELECT o.idempotency_key, o.lane, s.pid, o.user_id, o.campaign, "
+            "o.channel, 'sent', ? FROM settled s JOIN outbox o ON o.id = s.id WHERE s.sent",
+            [now],
+        )
+        for c, r, addr in marks:
+            _mark(con, c, r, addr, now)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.unregister("settled")
     return counts
 
 
