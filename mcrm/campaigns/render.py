@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -820,6 +821,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
 def unsubscribe_token(
     secret: bytes, user_id: str | int, campaign: str, issued_at: dt.datetime
 ) -> str:
@@ -840,8 +846,9 @@ def unsubscribe_token(
             raise ValueError(f"{what} must be non-empty, without control characters")
     ts = int(issued_at.astimezone(dt.UTC).timestamp())
     payload = "\x1f".join((_TOKEN_VERSION, uid, camp, str(ts))).encode("utf-8")
-    mac = hmac.new(secret, payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(mac)}"
+    mac = _keyed(secret).copy()  # the key schedule once per secret, not once per user
+    mac.update(payload)
+    return f"{_b64(payload)}.{_b64(mac.digest())}"
 
 
 def verify_unsubscribe_token(secret: bytes, token: str) -> tuple[str, str, dt.datetime]:
