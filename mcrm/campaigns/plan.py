@@ -499,17 +499,33 @@ def sms_number_ok(phone: str) -> bool:
 
 def _bad_phones(con: duckdb.DuckDBPyConnection) -> None:
     """TEMP table plan_bad_phones: the audience's E.164-shaped numbers that are not valid
-    mobile-capable numbers (checked in Python, once per distinct number)."""
+    mobile-capable numbers. libphonenumber costs ~40 µs a number, so verdicts are kept in
+    `phone_checks` (sha256 of the number — no personal data survives `users forget` — ok, and
+    the phonenumbers version, whose metadata changes monthly) and only new numbers are
+    checked; a read-only connection (preview, why) checks without storing."""
+    import duckdb
+    import phonenumbers
     import pyarrow as pa
 
-    phones = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT u.phone FROM plan_aud a JOIN users u USING (user_id) "
-            f"WHERE u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}')"
-        ).fetchall()
-    ]
-    bad = [p for p in phones if not sms_number_ok(p)]
+    version = str(getattr(phonenumbers, "__version__", "?"))
+    has_cache = bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'phone_checks' "
+            "AND database_name = current_database()"
+        ).fetchall()[0][0]
+    )
+    known = (
+        "LEFT JOIN phone_checks c ON c.phone_hash = sha256(u.phone) AND c.version = "
+        f"{_lit(version)}"
+        if has_cache
+        else "LEFT JOIN (SELECT NULL AS phone_hash, NULL AS ok) c ON FALSE"
+    )
+    rows = con.execute(
+        f"SELECT DISTINCT u.phone, c.ok FROM plan_aud a JOIN users u USING (user_id) {known} "
+        f"WHERE u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}')"
+    ).fetchall()
+    fresh = {p: sms_number_ok(p) for p, ok in rows if ok is None}
+    bad = [p for p, ok in rows if ok is False] + [p for p, ok in fresh.items() if not ok]
     con.register("plan_bad_phones_in", pa.table({"phone": pa.array(bad, pa.string())}))
     try:
         con.execute(
@@ -517,6 +533,29 @@ def _bad_phones(con: duckdb.DuckDBPyConnection) -> None:
         )
     finally:
         con.unregister("plan_bad_phones_in")
+    if not fresh:
+        return
+    new = pa.table(
+        {
+            "phone_hash": pa.array(
+                [hashlib.sha256(p.encode()).hexdigest() for p in fresh], pa.string()
+            ),
+            "ok": pa.array(list(fresh.values()), pa.bool_()),
+        }
+    )
+    con.register("plan_phone_new", new)
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS phone_checks (phone_hash VARCHAR NOT NULL, ok BOOLEAN "
+            "NOT NULL, version VARCHAR NOT NULL)"
+        )
+        con.execute(
+            f"INSERT INTO phone_checks SELECT phone_hash, ok, {_lit(version)} FROM plan_phone_new"
+        )
+    except duckdb.Error:
+        pass  # a read-only connection: checked, not stored
+    finally:
+        con.unregister("plan_phone_new")
 
 
 def _consent(channel: str, purpose: str, d: str) -> str:
