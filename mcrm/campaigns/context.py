@@ -197,7 +197,9 @@ class Contexts:
         con = self.con
         self._relations()
         d = f"TIMESTAMP '{self.as_of.replace(tzinfo=None).isoformat(sep=' ')}'"
-        cols = [r[0] for r in con.execute("DESCRIBE users").fetchall()]
+        described = con.execute("DESCRIBE users").fetchall()
+        cols = [r[0] for r in described]
+        stamp_i = [i for i, r in enumerate(described) if str(r[1]).startswith("TIMESTAMP")]
         selects = [f"u.{c}" for c in cols]
         joins = []
         if "rfm" in self.needs:
@@ -253,7 +255,11 @@ class Contexts:
         for row in rows:
             uid = row[0]
             zone = _zone((row[tz_i] if tz_i is not None else None) or default_zone, default_zone)
-            user = {cols[i]: _aware(row[i], zone) for i in range(n_user) if i != attr_i}
+            user = dict(zip(cols, row[:n_user], strict=True))
+            for i in stamp_i:  # only the timestamp columns need a zone (most are not)
+                t = row[i]
+                if t is not None:
+                    user[cols[i]] = t.replace(tzinfo=dt.UTC).astimezone(zone)
             if attr_i is not None:
                 raw = row[attr_i]
                 try:
