@@ -18,11 +18,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcrm.dispatch.core import backoff
 from mcrm.errors import NotFound, ProviderError, UsageError
+
+MAX_PAUSE_S = 300.0  # a lane pause up to this is slept through in the run (providers.md §1.4)
+MAX_CONSECUTIVE_RETRIES = 20  # retry-class failures in a row that stop a lane for the run
 
 if TYPE_CHECKING:
     import duckdb
@@ -232,7 +237,12 @@ class Dispatcher:
     per `send` or `run`, on the connection holding the database's write lock)."""
 
     def __init__(
-        self, ws: Workspace, con: duckdb.DuckDBPyConnection, now: dt.datetime, rng: random.Random
+        self,
+        ws: Workspace,
+        con: duckdb.DuckDBPyConnection,
+        now: dt.datetime,
+        rng: random.Random,
+        sleep: Any = None,
     ):
         from mcrm.campaigns.engine import CAMPAIGNS_DIR
         from mcrm.campaigns.render import Renderer
@@ -246,6 +256,12 @@ class Dispatcher:
         self.renderer = Renderer(ws.root / CAMPAIGNS_DIR)
         self.stopped: str | None = None
         self._stopped_lanes: set[str] = set()
+        # the run's clock: it advances by what the run sleeps through (a lane pause), so
+        # with --now the pauses are virtual and tests never wait
+        self.sleep = sleep or time.sleep
+        self.slept = 0.0
+        self._pauses: dict[str, int] = {}
+        self._retry_run: dict[str, int] = {}
 
     def adapter(self, channel: str) -> tuple[str, Any]:
         from mcrm.dispatch.providers import lane_for, make_adapter
@@ -290,7 +306,8 @@ class Dispatcher:
         from mcrm.dispatch import outbox
         from mcrm.dispatch.core import Outbound, Outcome
 
-        con, now = self.con, self.now
+        con = self.con
+        now = self.now
         channels = [
             r[0]
             for r in con.execute(
@@ -379,7 +396,17 @@ class Dispatcher:
                     continue
                 results = adapter.send(batch)
                 addresses = {m.outbox_id: (ch, m.address) for m in batch}
-                got = outbox.settle(con, by_id, results, now, self.rng, addresses)
+                throttled = [r for r in results if r.outcome is Outcome.THROTTLED]
+                pause = 0.0
+                if throttled:  # lane-wide: max(Retry-After, backoff) before anything else
+                    pauses = self._pauses.get(lane, 0) + 1
+                    self._pauses[lane] = pauses
+                    pause = max(
+                        [r.retry_after_s or 0.0 for r in throttled] + [backoff(pauses, self.rng)]
+                    )
+                got = outbox.settle(
+                    con, by_id, results, now, self.rng, addresses, lane_wait=pause or None
+                )
                 for k, v in got.items():
                     outcomes[k] = outcomes.get(k, 0) + v
                 sent_total += got.get("sent", 0)
@@ -387,8 +414,20 @@ class Dispatcher:
                     self._stopped_lanes.add(lane)
                     self.stopped = f"{lane}: the provider refused our credentials"
                     break
-                if any(r.outcome is Outcome.THROTTLED for r in results):
-                    break  # the lane waits for next_attempt_at (a later run)
+                retries = [r.outcome is Outcome.RETRY for r in results]
+                run = self._retry_run.get(lane, 0)
+                for is_retry in retries:
+                    run = run + 1 if is_retry else 0
+                self._retry_run[lane] = run
+                if run >= MAX_CONSECUTIVE_RETRIES:
+                    self._stopped_lanes.add(lane)  # the provider is down: stop hammering it
+                    break
+                if throttled:
+                    if pause > MAX_PAUSE_S:
+                        break  # too long to sleep through: the rows wait for a later run
+                    self.sleep(pause)
+                    self.slept += pause
+                    now = self.now = now + dt.timedelta(seconds=pause)
         return sent_total
 
 

@@ -1,0 +1,81 @@
+"""`mcrm send` through a webhook lane against the Standard Webhooks receiver: a 429 with
+Retry-After pauses the lane and the message is resent (no attempt consumed, delivered once),
+a provider that keeps failing stops its lane after 20 retries in a row and the rows wait with
+a next attempt, a 410 (endpoint gone) stops the lane with exit 4, and the summary and outbox
+say what happened."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcrm.db import open_db
+from tests.cli.test_send_exactly_once import AS_OF, make, plan
+from tests.conftest import WS, Cli, WorkspaceFactory
+from tests.fakes.webhook import WebhookFake
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+
+def lane(workspace: WorkspaceFactory, n: int, fake: WebhookFake, path: str = "/hook") -> WS:
+    w = make(workspace, n)
+    cfg = (w.root / "mcrm.yaml").read_text().split("providers:")[0]
+    secret = fake.credentials()["secret"]
+    cfg += (
+        "providers:\n  hook:\n    type: webhook\n    channels: [email]\n"
+        f"    url: {fake.url}{path}\n    secret: {secret}\n    allow_private_targets: true\n"
+    )
+    w.write("mcrm.yaml", cfg)
+    return w
+
+
+def outbox(w: WS) -> list[Any]:
+    with open_db(w.ws) as con:
+        return con.execute(
+            "SELECT status, attempts, last_error_code, next_attempt_at IS NOT NULL FROM outbox "
+            "ORDER BY id"
+        ).fetchall()
+
+
+def test_a_429_pauses_the_lane_and_resends(
+    workspace: WorkspaceFactory, cli: Cli, webhook_fake: WebhookFake
+) -> None:
+    w = lane(workspace, 3, webhook_fake)
+    p = plan(cli, w)
+    webhook_fake.script((429, {"Retry-After": "1"}))
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["outcomes"] == {"sent": 3, "retry_wait": 1}
+    assert len(webhook_fake.deliveries) == 3
+    assert len({d.webhook_id for d in webhook_fake.deliveries}) == 3
+    assert [row[:2] for row in outbox(w)] == [("sent", 0)] * 3  # the 429 cost no attempt
+    assert len(webhook_fake.log) == 4
+
+
+def test_a_failing_provider_stops_the_lane(
+    workspace: WorkspaceFactory, cli: Cli, webhook_fake: WebhookFake
+) -> None:
+    # batches of 16: after the second, 32 failures in a row (>= 20) stop the lane
+    w = lane(workspace, 60, webhook_fake, "/500")
+    p = plan(cli, w)
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["outcomes"] == {"retry_wait": 32}
+    assert out["not_due"] == 60  # 32 waiting for their next attempt, 28 never tried
+    rows = outbox(w)
+    assert rows.count(("retry_wait", 1, "500", True)) == 32
+    assert rows.count(("pending", 0, None, False)) == 28
+    assert len(webhook_fake.log) == 32
+
+
+def test_endpoint_gone_stops_with_exit_4(
+    workspace: WorkspaceFactory, cli: Cli, webhook_fake: WebhookFake
+) -> None:
+    w = lane(workspace, 4, webhook_fake, "/410")
+    p = plan(cli, w)
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 4
+    assert "refused our credentials" in r.stderr
+    # back to pending, no attempt consumed: the next run tries again
+    assert {row[0] for row in outbox(w)} == {"pending"}
