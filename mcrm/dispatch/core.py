@@ -113,3 +113,14 @@ def address_hash(channel: str, address: str) -> str:
     if channel == "email":
         a = a.lower()
     return hashlib.sha256(f"{channel}:{a}".encode()).hexdigest()
+
+
+def batch_key(member_keys: Sequence[str]) -> str:
+    """The key of a batch of outbox rows (providers.md §1.5): uuid5 of its sorted member keys,
+    stored on the rows before the request so a retry resends exactly that batch."""
+    import json
+    import uuid
+
+    from mcrm.campaigns.plan import MCRM_NS
+
+    return str(uuid.uuid5(MCRM_NS, json.dumps(sorted(member_keys))))

@@ -7,9 +7,9 @@ deduplicated by OneSignal on our idempotency key for 30 days.
   device's push token column holds the subscription id).
 - **Content is per request**, so a batch is cut into groups of equal content (title, body,
   deeplink), one request each, in order of first appearance.
-- **The key:** a group's batch key is `uuid5(MCRM_NS, json.dumps(sorted(member keys)))` —
-  `Outbound.batch_key` when the dispatcher has set one and the group is its whole batch —
-  and the wire's `idempotency_key` is a UUID (version 4 bits) from the SHA-256 of the batch
+- **The key:** a group's batch key is `uuid5(MCRM_NS, json.dumps(sorted(member keys)))` of
+  its own members (a retried group has the same members, so the same key, in whatever batch
+  the dispatcher claims it again) and the wire's `idempotency_key` is a UUID (version 4 bits) from the SHA-256 of the batch
   key (§2.3 rule): deterministic, so resending exactly that batch — after a 5xx, a timeout or
   a lost connection — gets OneSignal's first answer back instead of a second notification.
   That is why `dedupes` is True.
@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mcrm.dispatch.core import Outbound, Outcome, Result, parse_retry_after
+from mcrm.dispatch.core import Outbound, Outcome, Result, batch_key, parse_retry_after
 from mcrm.dispatch.http import json_or_none, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
@@ -40,13 +40,6 @@ OPTIONS = {"app_id", "api_key", "base_url", "timeout", "target", "batch", "ttl",
 TARGETS = ("external_id", "subscription_id")
 
 Clock = Callable[[], float]
-
-
-def batch_key(member_keys: Sequence[str]) -> str:
-    """The batch key of a set of outbox rows (providers.md §1.5)."""
-    from mcrm.campaigns.plan import MCRM_NS
-
-    return str(uuid.uuid5(MCRM_NS, json.dumps(sorted(member_keys))))
 
 
 def idempotency_key(batch: str) -> str:
@@ -161,11 +154,8 @@ class OneSignal:
 
     @staticmethod
     def group_key(batch: Sequence[Outbound], idx: Sequence[int]) -> str:
-        given = {m.batch_key for m in batch}
-        if len(idx) == len(batch) and len(given) == 1:
-            (only,) = given
-            if only is not None:
-                return only
+        # always from the group's own members: a retry of part of a batch (the rest went
+        # through) must reuse the key its group had, whatever batch it is claimed in now
         return batch_key([batch[i].idempotency_key for i in idx])
 
     def send(self, batch: Sequence[Outbound]) -> list[Result]:

@@ -107,10 +107,23 @@ def claim(
     committed before the caller puts them on the wire."""
     con.execute("BEGIN")
     try:
+        # a batch that went out before (its key is stored) is retried as exactly that batch:
+        # a provider that dedupes on the batch's key must see the same key (§1.5)
+        keyed = con.execute(
+            "SELECT batch_key FROM outbox WHERE campaign = ? AND channel = ? AND status IN "
+            "('pending', 'retry_wait') AND batch_key IS NOT NULL "
+            "AND coalesce(next_attempt_at, send_at, ?) <= ? ORDER BY batch_key LIMIT 1",
+            [campaign, channel, now, now],
+        ).fetchall()
+        if keyed:
+            pick = "batch_key = " + "'" + str(keyed[0][0]).replace("'", "''") + "'"
+            limit = 1_000_000
+        else:
+            pick = "batch_key IS NULL"
         rows = con.execute(
-            """UPDATE outbox SET status = 'sending', lane = ?, updated_at = ?
+            f"""UPDATE outbox SET status = 'sending', lane = ?, updated_at = ?
                WHERE id IN (SELECT id FROM outbox
-                            WHERE campaign = ? AND channel = ?
+                            WHERE campaign = ? AND channel = ? AND {pick}
                               AND status IN ('pending', 'retry_wait')
                               AND coalesce(next_attempt_at, send_at, ?) <= ?
                             ORDER BY id LIMIT ?)
@@ -148,6 +161,8 @@ def settle(
     addresses: dict[int, tuple[str, str]] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     lane_wait: float | None = None,
+    dedupes: bool = False,
+    receipts: bool = False,
 ) -> dict[str, int]:
     """Store a batch's results in one transaction; counts per new status. `addresses` maps
     outbox id -> (channel, address) for the invalid-address registry and STOP revocations."""
@@ -155,7 +170,7 @@ def settle(
 
     counts: dict[str, int] = {}
     cols: dict[str, list[Any]] = {
-        k: [] for k in ("id", "status", "attempts", "nxt", "code", "detail", "pid", "sent")
+        k: [] for k in ("id", "status", "attempts", "nxt", "code", "detail", "pid", "sent", "ref")
     }
     marks = []
     for r in results:
@@ -180,6 +195,10 @@ def settle(
             status = "invalid_recipient"
         elif r.outcome is Outcome.PERMANENT:
             status = "failed"
+        elif dedupes:  # the provider dedupes on our key: resending later is safe
+            attempts += 1
+            status = "failed" if attempts >= max_attempts else "retry_wait"
+            nxt = now + dt.timedelta(seconds=backoff(attempts, rng))
         else:
             status = "unknown"
         for k, v in (
@@ -191,6 +210,8 @@ def settle(
             ("detail", r.error_detail),
             ("pid", r.provider_message_id),
             ("sent", status == "sent"),
+            # the address as a hash (never the address): later signals (receipts) find it
+            ("ref", address_hash(*addresses[c.id]) if addresses and c.id in addresses else None),
         ):
             cols[k].append(v)
         counts[status] = counts.get(status, 0) + 1
@@ -206,6 +227,7 @@ def settle(
             "detail": pa.array(cols["detail"], pa.string()),
             "pid": pa.array(cols["pid"], pa.string()),
             "sent": pa.array(cols["sent"], pa.bool_()),
+            "ref": pa.array(cols["ref"], pa.string()),
         }
     )
     # one statement per batch, not per message (a 1000-recipient batch in milliseconds)
@@ -215,9 +237,11 @@ def settle(
         con.execute(
             "UPDATE outbox SET status = s.status, attempts = s.attempts, next_attempt_at = s.nxt, "
             "last_error_code = s.code, last_error = s.detail, provider_message_id = "
-            "coalesce(s.pid, outbox.provider_message_id), updated_at = ? FROM settled s "
-            "WHERE outbox.id = s.id",
-            [now],
+            "coalesce(s.pid, outbox.provider_message_id), updated_at = ?, "
+            "address_ref = coalesce(s.ref, outbox.address_ref), receipt_status = "
+            "CASE WHEN s.sent AND ? THEN 'pending' ELSE outbox.receipt_status END "
+            "FROM settled s WHERE outbox.id = s.id",
+            [now, receipts],
         )
         # caps and reentry count messages actually sent
         con.execute(
@@ -373,3 +397,70 @@ def requeue(
         params,
     ).fetchall()
     return len(rows)
+
+
+RECEIPT_AFTER = dt.timedelta(minutes=15)
+RECEIPT_GONE = dt.timedelta(hours=24)
+
+
+def receipt_rows(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> list[tuple[Any, ...]]:
+    """(id, lane, ticket, sent at) of sent rows whose receipt is due (15 min after sending)."""
+    return [
+        tuple(r)
+        for r in con.execute(
+            "SELECT id, lane, provider_message_id, updated_at FROM outbox "
+            "WHERE receipt_status = 'pending' AND provider_message_id IS NOT NULL "
+            "AND updated_at <= ? ORDER BY id",
+            [now - RECEIPT_AFTER],
+        ).fetchall()
+    ]
+
+
+def settle_receipts(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[tuple[Any, ...]],
+    got: dict[str, Result],
+    now: dt.datetime,
+) -> dict[str, int]:
+    """Apply polled receipts (Expo): ok keeps the row sent; DeviceNotRegistered makes it an
+    invalid recipient and the token invalid (found by its hash); MessageTooBig `failed`. A
+    receipt still missing after 24 h is `expired` (the row stays sent)."""
+    counts: dict[str, int] = {}
+    con.execute("BEGIN")
+    try:
+        for oid, lane, ticket, sent_at in rows:
+            r = got.get(ticket)
+            if r is None or (r.error_code or "").startswith("receipts:"):
+                if r is None and sent_at <= now - RECEIPT_GONE:
+                    con.execute("UPDATE outbox SET receipt_status = 'expired' WHERE id = ?", [oid])
+                    counts["expired"] = counts.get("expired", 0) + 1
+                continue
+            if r.outcome is Outcome.SENT:
+                con.execute("UPDATE outbox SET receipt_status = 'ok' WHERE id = ?", [oid])
+                counts["ok"] = counts.get("ok", 0) + 1
+                continue
+            status = "invalid_recipient" if r.outcome is Outcome.INVALID_RECIPIENT else "failed"
+            con.execute(
+                "UPDATE outbox SET status = ?, receipt_status = 'error', last_error_code = ?, "
+                "last_error = ?, updated_at = ? WHERE id = ?",
+                [status, r.error_code, r.error_detail, now, oid],
+            )
+            counts[status] = counts.get(status, 0) + 1
+            if r.outcome is not Outcome.INVALID_RECIPIENT:
+                continue
+            ref = con.execute("SELECT address_ref FROM outbox WHERE id = ?", [oid]).fetchall()
+            if ref and ref[0][0]:
+                con.execute(
+                    "INSERT INTO invalid_addresses VALUES (?, 'push', ?, ?, ?, ?)",
+                    [ref[0][0], lane, r.mark_reason or "unregistered", r.error_code, now],
+                )
+                con.execute(
+                    "UPDATE devices SET invalidated_at = ? WHERE sha256('push:' || "
+                    "trim(push_token)) = ? AND (invalidated_at IS NULL OR invalidated_at < ?)",
+                    [now, ref[0][0], now],
+                )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts

@@ -42,7 +42,15 @@ TYPES = {
     "file": "any",
 }
 CHANNELS = ("push", "email", "sms", "inapp")
-BUILT = {"file", "webhook", "inapp", "smtp"}  # adapters available in this release
+BUILT = {
+    "file",
+    "webhook",
+    "inapp",
+    "smtp",
+    "fcm",
+    "expo",
+    "onesignal",
+}  # adapters available in this release
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,18 @@ def make_adapter(ws: Workspace, conf: ProviderConf, env: dict[str, str] | None =
         from mcrm.dispatch.smtp import Smtp
 
         return Smtp(conf.name, opts)
+    if conf.type == "fcm":
+        from mcrm.dispatch.fcm import Fcm
+
+        return Fcm(conf.name, opts, root=ws.root)
+    if conf.type == "expo":
+        from mcrm.dispatch.expo import Expo
+
+        return Expo(conf.name, opts)
+    if conf.type == "onesignal":
+        from mcrm.dispatch.onesignal import OneSignal
+
+        return OneSignal(conf.name, opts)
     raise ConfigError(
         f"provider '{conf.name}': the {conf.type} adapter is not built yet",
         hint=f"built so far: {', '.join(sorted(BUILT))}; see docs/dispatch.md",

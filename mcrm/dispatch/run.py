@@ -51,6 +51,7 @@ class RunSummary:
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
     due: dict[str, int] = field(default_factory=dict)
     stopped: list[str] = field(default_factory=list)
+    receipts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class RunSummary:
             "outcomes": self.outcomes,
             "due": self.due,
             "stopped": self.stopped,
+            "receipts": self.receipts,
         }
 
 
@@ -265,6 +267,7 @@ def run(
             d = Dispatcher(ws, con, when, rng)
             try:
                 summary.recovered = d.recover()
+                summary.receipts = d.poll_receipts()
                 for c in loaded.campaigns.values():
                     got: dict[str, int] = {}
                     d.drain(c, loaded.delivery, None, got)

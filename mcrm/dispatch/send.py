@@ -297,6 +297,58 @@ class Dispatcher:
         for a in self.adapters.values():
             a.close()
 
+    def poll_receipts(self) -> dict[str, int]:
+        """Receipts of lanes that have them (Expo), 15 min to 24 h after sending."""
+        from mcrm.dispatch import outbox
+        from mcrm.dispatch.providers import make_adapter
+
+        rows = outbox.receipt_rows(self.con, self.now)
+        counts: dict[str, int] = {}
+        by_lane: dict[str, list[Any]] = {}
+        for r in rows:
+            by_lane.setdefault(str(r[1]), []).append(r)
+        for lane, lrows in by_lane.items():
+            conf = next((p for p in self.providers if p.name == lane), None)
+            if conf is None:
+                continue
+            if lane not in self.adapters:
+                self.adapters[lane] = make_adapter(self.ws, conf)
+            a = self.adapters[lane]
+            if not hasattr(a, "check_receipts"):
+                continue
+            got = a.check_receipts([r[2] for r in lrows], {r[2]: r[0] for r in lrows})
+            for k, v in outbox.settle_receipts(self.con, lrows, got, self.now).items():
+                counts[k] = counts.get(k, 0) + v
+        return counts
+
+    def _keyed_batch(self, batch: list[Any], shrunk: bool, outcomes: dict[str, int]) -> list[Any]:
+        """A deduping batch lane (OneSignal) needs the same batch key on every attempt: the key
+        of a new batch (uuid5 of its sorted member keys) is stored before the request; a
+        batch that went out before and lost members since (closed at send time) cannot be
+        resent under another key without risking duplicates, so its rest becomes `unknown`."""
+        import dataclasses
+
+        from mcrm.dispatch.core import batch_key
+
+        con = self.con
+        ids = ", ".join(str(m.outbox_id) for m in batch)
+        if batch[0].batch_key is not None:
+            if shrunk:
+                con.execute(
+                    "UPDATE outbox SET status = 'unknown', last_error_code = 'batch_changed', "
+                    "last_error = 'a batch that may have been delivered lost members', "
+                    f"updated_at = ? WHERE id IN ({ids})",
+                    [self.now],
+                )
+                outcomes["unknown"] = outcomes.get("unknown", 0) + len(batch)
+                return []
+            return batch
+        key = batch_key([m.idempotency_key for m in batch])
+        con.execute("BEGIN")
+        con.execute(f"UPDATE outbox SET batch_key = ? WHERE id IN ({ids})", [key])
+        con.execute("COMMIT")
+        return [dataclasses.replace(m, batch_key=key) for m in batch]
+
     def drain(
         self, c: Campaign, delivery: Delivery, limit: int | None, outcomes: dict[str, int]
     ) -> int:
@@ -394,6 +446,10 @@ class Dispatcher:
                     con.execute("COMMIT")
                 if not batch:
                     continue
+                if adapter.dedupes and adapter.max_batch > 1:
+                    batch = self._keyed_batch(batch, bool(closed), outcomes)
+                    if not batch:
+                        continue
                 results = adapter.send(batch)
                 addresses = {m.outbox_id: (ch, m.address) for m in batch}
                 throttled = [r for r in results if r.outcome is Outcome.THROTTLED]
@@ -405,7 +461,15 @@ class Dispatcher:
                         [r.retry_after_s or 0.0 for r in throttled] + [backoff(pauses, self.rng)]
                     )
                 got = outbox.settle(
-                    con, by_id, results, now, self.rng, addresses, lane_wait=pause or None
+                    con,
+                    by_id,
+                    results,
+                    now,
+                    self.rng,
+                    addresses,
+                    lane_wait=pause or None,
+                    dedupes=adapter.dedupes,
+                    receipts=hasattr(adapter, "check_receipts"),
                 )
                 for k, v in got.items():
                     outcomes[k] = outcomes.get(k, 0) + v
