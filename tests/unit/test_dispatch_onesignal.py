@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from mcrm.campaigns.plan import MCRM_NS
-from mcrm.dispatch.core import Adapter, Outbound, Outcome
-from mcrm.dispatch.onesignal import OneSignal, batch_key, idempotency_key
+from mcrm.dispatch.core import Adapter, Outbound, Outcome, batch_key
+from mcrm.dispatch.onesignal import OneSignal, idempotency_key
 from mcrm.errors import ConfigError
 from tests.fakes.base import Delay
 from tests.fakes.onesignal import OneSignalFake
