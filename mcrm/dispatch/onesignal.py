@@ -9,9 +9,10 @@ deduplicated by OneSignal on our idempotency key for 30 days.
   deeplink), one request each, in order of first appearance.
 - **The key:** a group's batch key is `uuid5(MCRM_NS, json.dumps(sorted(member keys)))` of
   its own members (a retried group has the same members, so the same key, in whatever batch
-  the dispatcher claims it again) and the wire's `idempotency_key` is a UUID (version 4 bits) from the SHA-256 of the batch
-  key (§2.3 rule): deterministic, so resending exactly that batch — after a 5xx, a timeout or
-  a lost connection — gets OneSignal's first answer back instead of a second notification.
+  the dispatcher claims it again) and the wire's `idempotency_key` is a UUID (version 4
+  bits) from the SHA-256 of the batch key (§2.3 rule): deterministic, so resending exactly
+  that batch — after a 5xx, a timeout or a lost connection — gets OneSignal's first answer
+  back instead of a second notification.
   That is why `dedupes` is True.
 - **Partial answers:** a 200 with `errors.invalid_aliases` (users without a subscription:
   invalid_recipient `no_subscription`, not registered as dead addresses) or

@@ -163,6 +163,7 @@ def settle(
     lane_wait: float | None = None,
     dedupes: bool = False,
     receipts: bool = False,
+    provider: str | None = None,
 ) -> dict[str, int]:
     """Store a batch's results in one transaction; counts per new status. `addresses` maps
     outbox id -> (channel, address) for the invalid-address registry and STOP revocations."""
@@ -251,7 +252,7 @@ def settle(
             [now],
         )
         for c, r, addr in marks:
-            _mark(con, c, r, addr, now)
+            _mark(con, c, r, addr, now, provider)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -262,14 +263,20 @@ def settle(
 
 
 def _mark(
-    con: duckdb.DuckDBPyConnection, c: Claimed, r: Result, addr: tuple[str, str], now: Any
+    con: duckdb.DuckDBPyConnection,
+    c: Claimed,
+    r: Result,
+    addr: tuple[str, str],
+    now: Any,
+    provider: str | None = None,
 ) -> None:
     channel, address = addr
+    source = f"{provider or c.lane or 'provider'}:{r.error_code}"  # twilio:21610, fcm:UNREG…
     if r.mark == "opt_out":  # Twilio 21610 (STOP): a consent revocation, not an address fault
         con.execute(
             "INSERT INTO consents (user_id, channel, purpose, granted, ts, source) "
             "SELECT ?, 'sms', p, FALSE, ?, ? FROM (VALUES ('marketing'), ('transactional')) v(p)",
-            [c.user_id, now, f"provider:{r.error_code}"],
+            [c.user_id, now, source],
         )
         return
     con.execute(
@@ -277,9 +284,9 @@ def _mark(
         [
             address_hash(channel, address),
             channel,
-            None,
+            c.lane,
             r.mark_reason or "invalid",
-            r.error_code,
+            source,
             now,
         ],
     )

@@ -252,6 +252,7 @@ class Dispatcher:
         self.ws, self.con, self.now, self.rng = ws, con, now, rng
         outbox.ensure_tables(con)
         self.providers = load_providers(ws)
+        self.types = {p.name: p.type for p in self.providers}
         self.adapters: dict[str, Any] = {}
         self.renderer = Renderer(ws.root / CAMPAIGNS_DIR)
         self.stopped: str | None = None
@@ -470,6 +471,7 @@ class Dispatcher:
                     lane_wait=pause or None,
                     dedupes=adapter.dedupes,
                     receipts=hasattr(adapter, "check_receipts"),
+                    provider=self.types.get(lane),
                 )
                 for k, v in got.items():
                     outcomes[k] = outcomes.get(k, 0) + v
