@@ -29,6 +29,13 @@ def send(
     yes: Annotated[
         bool, typer.Option("--yes", help="Do not ask (required when not on a terminal).")
     ] = False,
+    retry_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unknown",
+            help="Also resend messages whose outcome is unknown (they MAY have arrived).",
+        ),
+    ] = False,
     now: AsOfOpt = None,
 ) -> int:
     """Send a plan through the outbox, each message at most once: rows are written under their
@@ -49,7 +56,13 @@ def send(
         if not typer.confirm(f"send campaign {name} now?"):
             return 1
     res = run(
-        workspace(ctx), name, plan_file=plan, now=as_of(ctx, now), dry_run=dry_run, limit=limit
+        workspace(ctx),
+        name,
+        plan_file=plan,
+        now=as_of(ctx, now),
+        dry_run=dry_run,
+        limit=limit,
+        retry_unknown=retry_unknown,
     )
     if not state(ctx).quiet:
         if dry_run:
@@ -82,6 +95,13 @@ def run(
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for a running run.")
     ] = 10.0,
+    retry_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unknown",
+            help="Also resend messages whose outcome is unknown (they MAY have arrived).",
+        ),
+    ] = False,
 ) -> int:
     """The cron entry point: plan every scheduled slot that is due (once), every trigger
     campaign, and send every due message; overlapping runs are locked out (exit 3). Prints a
@@ -98,6 +118,7 @@ def run(
         dry_run=dry_run,
         grace=parse_duration(grace, "--grace"),
         wait_s=wait,
+        retry_unknown=retry_unknown,
     )
     if not state(ctx).quiet:
         sent = sum(o.get("sent", 0) for o in res.outcomes.values())

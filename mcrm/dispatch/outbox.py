@@ -385,6 +385,22 @@ def list_rows(
     return Rows(LIST_COLUMNS, con.execute(sql, params).fetchall())
 
 
+def requeue_unknown(con: duckdb.DuckDBPyConnection, campaign: str | None, now: dt.datetime) -> int:
+    """`--retry-unknown`: unknown rows (of one campaign) back to pending — they MAY have been
+    delivered already; the operator chose a possible duplicate over a possible gap."""
+    params: list[Any] = [now]
+    where = "status = 'unknown'"
+    if campaign:
+        where += " AND campaign = ?"
+        params.append(campaign)
+    return len(
+        con.execute(
+            f"UPDATE outbox SET status = 'pending', updated_at = ? WHERE {where} RETURNING id",
+            params,
+        ).fetchall()
+    )
+
+
 def requeue(
     con: duckdb.DuckDBPyConnection, campaign: str | None, unknown: bool, now: dt.datetime
 ) -> int:

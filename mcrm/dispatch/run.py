@@ -164,6 +164,7 @@ def run(
     grace: dt.timedelta = DEFAULT_GRACE,
     wait_s: float = 10.0,
     rng: random.Random | None = None,
+    retry_unknown: bool = False,
 ) -> RunSummary:
     from mcrm.campaigns.engine import load_all, plan_campaign
     from mcrm.db import open_db
@@ -267,6 +268,9 @@ def run(
             d = Dispatcher(ws, con, when, rng)
             try:
                 summary.recovered = d.recover()
+                if retry_unknown:
+                    n = outbox.requeue_unknown(con, None, when)
+                    summary.recovered["requeued_unknown"] = n
                 summary.receipts = d.poll_receipts()
                 for c in loaded.campaigns.values():
                     got: dict[str, int] = {}

@@ -87,6 +87,7 @@ def send(
     dry_run: bool = False,
     limit: int | None = None,
     rng: random.Random | None = None,
+    retry_unknown: bool = False,
 ) -> SendSummary:
     from mcrm.campaigns.engine import load, plan_campaign
     from mcrm.db import open_db
@@ -111,7 +112,9 @@ def send(
         if dry_run:
             summary.rendered = _dry_run(ws, con, c, delivery, plan_id, got[0][2])
             return summary
-        return _send(ws, con, c, delivery, plan_id, got[0][2], when, limit, rng, summary)
+        return _send(
+            ws, con, c, delivery, plan_id, got[0][2], when, limit, rng, summary, retry_unknown
+        )
 
 
 def _dry_run(
@@ -203,12 +206,15 @@ def _send(
     limit: int | None,
     rng: random.Random,
     summary: SendSummary,
+    retry_unknown: bool = False,
 ) -> SendSummary:
     from mcrm.dispatch import outbox
 
     d = Dispatcher(ws, con, now, rng)
     try:
         summary.recovered = d.recover()
+        if retry_unknown:
+            summary.recovered["requeued_unknown"] = outbox.requeue_unknown(con, c.name, now)
         con.execute("BEGIN")
         try:
             summary.enqueued, summary.already_queued = outbox.enqueue(con, plan_id, None, now)

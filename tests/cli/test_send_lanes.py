@@ -137,3 +137,63 @@ def test_sigkill_mid_send_over_http_never_delivers_twice(
     assert set(rows.values()) <= {"sent", "unknown"}
     arrived = set(ids)
     assert all(k in arrived for k, st in rows.items() if st == "sent")
+
+
+def test_unknown_is_not_resent_unless_asked(
+    workspace: WorkspaceFactory, cli: Cli, webhook_fake: WebhookFake
+) -> None:
+    from tests.fakes.base import Drop
+
+    w = lane(workspace, 2, webhook_fake)
+    p = plan(cli, w)
+    webhook_fake.script(Drop())  # delivered, but the answer is lost
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 1  # a partial send
+    assert json.loads(r.stdout)["outcomes"] == {"unknown": 1, "sent": 1}
+    again = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert json.loads(again.stdout)["outcomes"] == {}
+    assert len(webhook_fake.log) == 2
+    forced = cli(
+        w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes", "--retry-unknown"
+    )
+    assert forced.exit_code == 0, forced.stderr
+    assert json.loads(forced.stdout)["outcomes"] == {"sent": 1}
+    assert webhook_fake.duplicates == 1  # it had arrived: the price of --retry-unknown
+
+
+def test_twilio_stop_revokes_sms_consent(
+    workspace: WorkspaceFactory, cli: Cli, twilio_fake: Any
+) -> None:
+    c = twilio_fake.credentials()
+    w = make(workspace, 3)
+    w.write(
+        "campaigns/promo.yaml",
+        "segment: everyone\nchannels: [sms]\ntemplates:\n  sms: {body: t.j2}\n",
+    )
+    cfg = (w.root / "mcrm.yaml").read_text().split("providers:")[0]
+    w.write(
+        "mcrm.yaml",
+        cfg
+        + "providers:\n  tw:\n    type: twilio\n"
+        + "".join(f"    {k}: {v}\n" for k, v in c.items()),
+    )
+    with open_db(w.ws, write=True) as con:
+        # +15005550004 answers 21610: the recipient has sent STOP
+        for uid, phone in (("u00000", "+14155552671"), ("u00001", "+15005550004")):
+            con.execute("UPDATE users SET phone = ? WHERE user_id = ?", [phone, uid])
+        con.execute(
+            "INSERT INTO consents (user_id, channel, purpose, granted, ts) "
+            "SELECT user_id, 'sms', 'marketing', TRUE, TIMESTAMP '2026-01-01' FROM users"
+        )
+    p = plan(cli, w)
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["outcomes"] == {"sent": 1, "invalid_recipient": 1}
+    with open_db(w.ws) as con:
+        rev = con.execute(
+            "SELECT purpose, granted, source FROM consents WHERE user_id = 'u00001' "
+            "AND NOT granted ORDER BY purpose"
+        ).fetchall()
+    assert rev == [("marketing", False, "twilio:21610"), ("transactional", False, "twilio:21610")]
+    why = cli(w, "campaigns", "why", "promo", "u00001", "--as-of", "2026-03-03T09:00:00Z")
+    assert "has not consented to sms" in why.stdout
