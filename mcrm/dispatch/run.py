@@ -241,13 +241,21 @@ def run(
                 outbox.ensure_tables(con)
                 con.execute("BEGIN")
                 try:
-                    outbox.enqueue(con, res.plan_id, None, when)
+                    added, _ = outbox.enqueue(con, res.plan_id, None, when)
+                    summary.planned[-1]["new"] = added
                     if slot is not None:
                         con.execute(
                             "INSERT INTO campaign_runs VALUES (?, ?, 'planned', ?, ?) "
                             "ON CONFLICT DO NOTHING",
                             [c.name, res.occurrence, res.plan_id, when],
                         )
+                    elif added == 0:
+                        # a trigger plan that adds nothing (every event already queued, or
+                        # nobody due) is not kept: cron would pile one up every few minutes
+                        con.execute("DELETE FROM plan_rows WHERE plan_id = ?", [res.plan_id])
+                        con.execute("DELETE FROM campaign_plans WHERE plan_id = ?", [res.plan_id])
+                        (ws.root / res.file).unlink(missing_ok=True)
+                        summary.planned[-1]["kept"] = False
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")

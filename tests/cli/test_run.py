@@ -126,3 +126,47 @@ def test_two_runs_started_together_never_send_twice(workspace: WorkspaceFactory,
     assert len(ids) == 400 and len(set(ids)) == 400
     sent = [json.loads(o).get("outcomes", {}).get("promo", {}).get("sent", 0) for o, _ in outs]
     assert sorted(sent) == [0, 400]
+
+
+TRIGGER = """\
+segment: everyone
+channels: [email]
+trigger: {event: add_to_cart, delay: 1h, unless: purchase}
+reentry: always
+templates:
+  email: {subject: s.j2, text: t.j2, html: h.html.j2}
+"""
+
+
+def test_a_trigger_event_is_sent_once_and_idle_plans_are_not_kept(
+    workspace: WorkspaceFactory, cli: Cli
+) -> None:
+    import datetime as dt
+
+    from tests.unit.test_campaign_plan import _insert
+
+    w = make(workspace, 3)
+    w.write("campaigns/promo.yaml", TRIGGER)
+    with open_db(w.ws, write=True) as con:
+        _insert(
+            con,
+            "events",
+            ["event_id", "user_id", "name", "ts"],
+            [
+                ["e1", "u00000", "add_to_cart", dt.datetime(2026, 3, 2, 8, 0)],
+                ["e2", "u00001", "add_to_cart", dt.datetime(2026, 3, 2, 8, 10)],
+                ["e3", "u00001", "purchase", dt.datetime(2026, 3, 2, 8, 30)],  # bought: skip
+            ],
+        )
+    first = run(cli, w, "2026-03-02T09:05:00Z")
+    assert first["outcomes"] == {"promo": {"sent": 1}}
+    # cron again and again: the same event is never queued twice, and plans that add
+    # nothing are not kept
+    for minute in (10, 15, 20):
+        again = run(cli, w, f"2026-03-02T09:{minute}:00Z")
+        assert again["outcomes"] == {}
+        assert again["planned"][0]["new"] == 0 and again["planned"][0]["kept"] is False
+    assert len(file_ids(w)) == 1
+    assert len(list((w.root / ".mcrm" / "plans" / "promo").glob("*.jsonl"))) == 1
+    with open_db(w.ws) as con:
+        assert con.execute("SELECT count(*) FROM campaign_plans").fetchall()[0][0] == 1
