@@ -382,13 +382,15 @@ class Dispatcher:
             lane, adapter = self.adapter(ch)
             if lane in self._stopped_lanes:
                 continue
+            cursor = 0  # claim in id order; a lane pause (the clock moves) starts over
             while limit is None or sent_total < limit:
                 want = adapter.max_batch
                 if limit is not None:
                     want = min(want, limit - sent_total)
-                claimed = outbox.claim(con, c.name, ch, lane, now, want)
+                claimed = outbox.claim(con, c.name, ch, lane, now, want, cursor)
                 if not claimed:
                     break
+                cursor = max(cursor, max(x.id for x in claimed))
                 by_id = {x.id: x for x in claimed}
                 addr, why = _addresses(con, ch, c.purpose, [x.user_id for x in claimed], now)
                 closed: dict[str, list[int]] = {}
@@ -399,7 +401,8 @@ class Dispatcher:
                     r[0]: (r[1], r[2], r[3])
                     for r in con.execute(
                         "SELECT o.id, o.send_at, o.plan_id, p.as_of FROM outbox o "
-                        "LEFT JOIN campaign_plans p USING (plan_id) WHERE o.id IN "
+                        "LEFT JOIN campaign_plans p USING (plan_id) WHERE o.id BETWEEN "
+                        f"{claimed[0].id} AND {claimed[-1].id} AND o.id IN "
                         f"({', '.join(str(x.id) for x in claimed)})"
                     ).fetchall()
                 }
@@ -500,6 +503,7 @@ class Dispatcher:
                     self.sleep(pause)
                     self.slept += pause
                     now = self.now = now + dt.timedelta(seconds=pause)
+                    cursor = 0
         return sent_total
 
 
