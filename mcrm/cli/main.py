@@ -175,6 +175,7 @@ def _register() -> None:
         db_cmd,
         demo_cmd,
         import_cmd,
+        providers_cmd,
         segments_cmd,
         send_cmd,
         users_cmd,
@@ -193,6 +194,7 @@ def _register() -> None:
     app.command("send")(send_cmd.send)
     app.command("run")(send_cmd.run)
     app.add_typer(send_cmd.outbox_app, name="outbox")
+    app.add_typer(providers_cmd.app, name="providers")
 
 
 _register()
