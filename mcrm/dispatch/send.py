@@ -238,6 +238,30 @@ def _send(
     return summary
 
 
+class TokenBucket:
+    """A lane's pace (`delivery.rate_limits`, messages per second): a burst of one second's
+    worth, then `rate` a second on average; `take(n)` says how long to wait before sending n."""
+
+    def __init__(self, rate: float, clock: Any = time.monotonic):
+        self.rate = float(rate)
+        self.clock = clock
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.at = clock()
+
+    def take(self, n: int) -> float:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        self.tokens -= n
+        if self.tokens >= 0:
+            return 0.0
+        wait = -self.tokens / self.rate
+        self.tokens = 0.0
+        self.at = now + wait  # the tokens up to then are spent
+        return wait
+
+
 class Dispatcher:
     """Sends due outbox rows, per campaign and channel, through their lanes (one instance
     per `send` or `run`, on the connection holding the database's write lock)."""
@@ -268,6 +292,8 @@ class Dispatcher:
         self.sleep = sleep or time.sleep
         self.slept = 0.0
         self._pauses: dict[str, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self.monotonic = time.monotonic
         self._retry_run: dict[str, int] = {}
 
     def adapter(self, channel: str) -> tuple[str, Any]:
@@ -460,6 +486,14 @@ class Dispatcher:
                     batch = self._keyed_batch(batch, bool(closed), outcomes)
                     if not batch:
                         continue
+                pace = self._buckets.get(lane)
+                rate = c.delivery.rate_limits.get(ch)
+                if pace is None and rate:
+                    pace = self._buckets[lane] = TokenBucket(rate, self.monotonic)
+                if pace is not None:
+                    wait = pace.take(len(batch))
+                    if wait > 0:  # delivery.rate_limits: pace the lane, really
+                        self.sleep(wait)
                 results = adapter.send(batch)
                 addresses = {m.outbox_id: (ch, m.address) for m in batch}
                 throttled = [r for r in results if r.outcome is Outcome.THROTTLED]
