@@ -31,6 +31,9 @@ import yaml
 from mcrm.config import Workspace, open_workspace
 from mcrm.ingest.run import FileSummary, ImportResult
 
+# the provider fakes (tests/fakes/fixtures.py): fcm_fake, sendgrid_fake, webhook_fake, ...
+pytest_plugins = ["tests.fakes.fixtures"]
+
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 """The fixed import moment of library-level imports (never the wall clock)."""
 

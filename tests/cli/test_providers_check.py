@@ -28,8 +28,6 @@ from tests.fakes.smtp import SmtpFake
 from tests.fakes.twilio import TwilioFake
 from tests.fakes.webhook import InboxFake, WebhookFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 SMTP_USER, SMTP_PASSWORD = "mailer@shop.test", "smtp-pass-7f3a9c"
 EXPO_TOKEN = "expo-access-token-3b8e1d"
 SENDER = "Shop <news@shop.test>"

@@ -14,8 +14,6 @@ from tests.cli.test_send_exactly_once import AS_OF, make, plan
 from tests.conftest import WS, Cli, WorkspaceFactory
 from tests.fakes.webhook import WebhookFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 
 def lane(workspace: WorkspaceFactory, n: int, fake: WebhookFake, path: str = "/hook") -> WS:
     w = make(workspace, n)

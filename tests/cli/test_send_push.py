@@ -15,8 +15,6 @@ from tests.conftest import WS, Cli, WorkspaceFactory
 from tests.fakes.base import Drop
 from tests.unit.test_campaign_plan import _insert
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 AS_OF = "2026-03-02T09:00:00Z"
 SEGMENTS = "segments:\n  everyone: {where: {attr: user_id, exists: true}}\n"
 CAMPAIGN = """\

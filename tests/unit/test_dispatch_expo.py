@@ -18,8 +18,6 @@ from mcrm.errors import ConfigError
 from tests.fakes.base import Delay, FakeClock
 from tests.fakes.expo import ExpoFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 
 def tok(inner: str) -> str:
     return f"ExponentPushToken[{inner}]"

@@ -23,8 +23,6 @@ from mcrm.errors import ConfigError
 from tests.fakes.base import Delay, FakeClock
 from tests.fakes.fcm import GOOGLE_TOKEN_URI, FcmFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 CAMPAIGN, OCCURRENCE = "spring", "2026-03-02T10:00:00Z"
 
 

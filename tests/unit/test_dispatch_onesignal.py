@@ -22,8 +22,6 @@ from mcrm.errors import ConfigError
 from tests.fakes.base import Delay
 from tests.fakes.onesignal import OneSignalFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 
 def msg(
     i: int, user: str | None = None, address: str = "", bkey: str | None = None, **parts: str

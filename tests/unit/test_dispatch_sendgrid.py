@@ -21,8 +21,6 @@ from mcrm.dispatch.sendgrid import SendGrid
 from mcrm.errors import ConfigError
 from tests.fakes import FakeClock, SendGridFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 FROM = "Shop <news@shop.example.com>"
 NAMES = ["Jana", "Petr", "王伟", "Zoë", "O'Neil", "Anne-Marie", "Mary Ann", "Ярослава"]
 

@@ -24,8 +24,6 @@ from mcrm.errors import ConfigError
 from tests.fakes import TwilioFake
 from tests.fakes.twilio import twilio_error
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 CALLBACK = "https://hooks.example.com/twilio?lane=sms"
 
 

@@ -17,8 +17,6 @@ from mcrm.errors import ConfigError
 from tests.fakes.base import Drop
 from tests.fakes.webhook import InboxFake, WebhookFake
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 OTHER_SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 

@@ -40,8 +40,6 @@ from tests.fakes.rs256 import b64url, decode_jwt, encode_jwt, load_private_pem
 from tests.fakes.twilio import sms_segments, twilio_error
 from tests.fakes.webhook import sign, signed_headers
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z, FakeClock's default
 
