@@ -26,12 +26,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mcrm.dispatch.core import LANE_WIDE, Outbound, Outcome, Result, parse_retry_after
-from mcrm.dispatch.http import json_or_none, session, transport_outcome
+from mcrm.dispatch.core import Outbound, Outcome, Result, parse_retry_after
+from mcrm.dispatch.http import OneByOne, json_or_none, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -193,7 +192,7 @@ class Fcm:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self._pool: ThreadPoolExecutor | None = None
+        self._sender = OneByOne(f"fcm-{name}", self.concurrency)
 
     @staticmethod
     def _service_account(name: str, value: Any, root: Path | None) -> dict[str, Any]:
@@ -343,34 +342,7 @@ class Fcm:
                 Result(m.outbox_id, f.outcome, error_code=f.code, error_detail=f.detail)
                 for m in batch
             ]
-        stop: list[Result] = []  # the first lane-wide result, shared by the workers
-        stop_lock = threading.Lock()
-
-        def one(m: Outbound) -> Result:
-            with stop_lock:
-                if stop:
-                    first = stop[0]
-                    return Result(
-                        m.outbox_id,
-                        first.outcome,
-                        error_code=first.error_code,
-                        error_detail="not sent: the lane stopped on an earlier message",
-                        retry_after_s=first.retry_after_s,
-                    )
-            r = self._one(m)
-            if r.outcome in LANE_WIDE:
-                with stop_lock:
-                    if not stop:
-                        stop.append(r)
-            return r
-
-        if len(batch) == 1 or self.concurrency == 1:
-            return [one(m) for m in batch]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                self.concurrency, thread_name_prefix=f"fcm-{self.name}"
-            )
-        return list(self._pool.map(one, batch))
+        return self._sender.run(batch, self._one)
 
     def _one(self, m: Outbound) -> Result:
         payload = json.dumps(self.body(m), ensure_ascii=False, separators=(",", ":")).encode()
@@ -449,8 +421,6 @@ class Fcm:
         return res(Outcome.PERMANENT)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self._sender.close()
         self.http.close()
         self._token_http.close()

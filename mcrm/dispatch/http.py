@@ -78,3 +78,54 @@ def check_target(url: str, allow_private: bool, what: str) -> None:
                 f"{what}: {parts.hostname} resolves to a private address ({ip})",
                 hint="set allow_private_targets: true if that is intended",
             )
+
+
+class OneByOne:
+    """Single-message APIs (FCM, Twilio): the batch goes out one request per message over a
+    thread pool (`concurrency` workers on the lane's pooled session), results in input order.
+    The first lane-wide outcome (auth, throttled) stops the rest of the batch: later messages
+    get that outcome without a request."""
+
+    def __init__(self, name: str, concurrency: int):
+        self.name = name
+        self.concurrency = concurrency
+        self._pool: Any = None
+
+    def run(self, batch: Any, one: Any) -> list[Any]:
+        import threading
+
+        from mcrm.dispatch.core import LANE_WIDE, Result
+
+        stop: list[Any] = []  # the first lane-wide result, shared by the workers
+        lock = threading.Lock()
+
+        def guarded(m: Any) -> Any:
+            with lock:
+                if stop:
+                    first = stop[0]
+                    return Result(
+                        m.outbox_id,
+                        first.outcome,
+                        error_code=first.error_code,
+                        error_detail="not sent: the lane stopped",
+                        retry_after_s=first.retry_after_s,
+                    )
+            r = one(m)
+            if r.outcome in LANE_WIDE:
+                with lock:
+                    if not stop:
+                        stop.append(r)
+            return r
+
+        if len(batch) == 1 or self.concurrency == 1:
+            return [guarded(m) for m in batch]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.name)
+        return list(self._pool.map(guarded, batch))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

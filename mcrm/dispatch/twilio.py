@@ -24,14 +24,19 @@ not sent: they get the same outcome without a request.
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mcrm.dispatch.core import LANE_WIDE, Outbound, Outcome, Result
-from mcrm.dispatch.http import TIMEOUT, json_or_none, retry_after, session, transport_outcome
+from mcrm.dispatch.core import Outbound, Outcome, Result
+from mcrm.dispatch.http import (
+    TIMEOUT,
+    OneByOne,
+    json_or_none,
+    retry_after,
+    session,
+    transport_outcome,
+)
 from mcrm.errors import ConfigError, Where
 
 DEFAULT_BASE = "https://api.twilio.com"
@@ -130,7 +135,7 @@ class Twilio:
         basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self.http = session(pool=conc)
         self.http.headers.update({"Authorization": f"Basic {basic}", "Accept": "application/json"})
-        self.pool: ThreadPoolExecutor | None = None
+        self._sender = OneByOne(f"twilio-{name}", self.concurrency)
 
     def form(self, m: Outbound) -> dict[str, str]:
         data = {"To": m.address, "Body": m.parts.get("body", "")}
@@ -145,32 +150,7 @@ class Twilio:
     def send(self, batch: Sequence[Outbound]) -> list[Result]:
         if not batch:
             return []
-        stop = threading.Event()
-        lane: list[Result] = []  # the first lane-wide result
-
-        def one(m: Outbound) -> Result:
-            if stop.is_set():
-                r = lane[0]
-                return Result(
-                    m.outbox_id,
-                    r.outcome,
-                    error_code=r.error_code,
-                    error_detail="not sent: the lane stopped",
-                    retry_after_s=r.retry_after_s,
-                )
-            r = self._one(m)
-            if r.outcome in LANE_WIDE and not stop.is_set():
-                lane.append(r)
-                stop.set()
-            return r
-
-        if len(batch) == 1 or self.concurrency == 1:
-            return [one(m) for m in batch]
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(
-                self.concurrency, thread_name_prefix=f"twilio-{self.name}"
-            )
-        return list(self.pool.map(one, batch))
+        return self._sender.run(batch, self._one)
 
     def _one(self, m: Outbound) -> Result:
         try:
@@ -181,9 +161,7 @@ class Twilio:
         return classify(m.outbox_id, resp)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
+        self._sender.close()
         self.http.close()
 
 
