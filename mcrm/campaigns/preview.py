@@ -211,7 +211,7 @@ def _masked(
     return to, dataclasses.replace(m, parts=parts)
 
 
-def as_rows(previews: list[Preview], price: Any = None) -> tuple[list[str], list[list[Any]]]:
+def as_rows(previews: list[Preview]) -> tuple[list[str], list[list[Any]]]:
     """Flat rows for --format csv/json/jsonl."""
     cols = [
         "user_id",

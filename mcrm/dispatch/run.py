@@ -184,22 +184,11 @@ def run(
         with open_db(ws, write=not dry_run) as con:
             if not dry_run:
                 outbox.ensure_tables(con)
-                done = {
-                    (r[0], r[1])
-                    for r in con.execute(
-                        "SELECT campaign, occurrence FROM campaign_runs"
-                    ).fetchall()
-                }
-            else:
-                try:
-                    done = {
-                        (r[0], r[1])
-                        for r in con.execute(
-                            "SELECT campaign, occurrence FROM campaign_runs"
-                        ).fetchall()
-                    }
-                except Exception:
-                    done = set()
+            # schema v5 has campaign_runs, so a read-only (dry) run can read it too
+            done = {
+                (r[0], r[1])
+                for r in con.execute("SELECT campaign, occurrence FROM campaign_runs").fetchall()
+            }
             zones = _zone_offsets(con, zone)
         latest: dict[str, dt.datetime] = {}
         for name, occ in done:
@@ -262,15 +251,12 @@ def run(
                     raise
         with open_db(ws, write=not dry_run) as con:
             if dry_run:
-                try:
-                    rows = con.execute(
-                        "SELECT campaign, count(*) FROM outbox WHERE status IN ('pending', "
-                        "'retry_wait') AND coalesce(next_attempt_at, send_at, ?) <= ? "
-                        "GROUP BY 1 ORDER BY 1",
-                        [when, when],
-                    ).fetchall()
-                except Exception:
-                    rows = []
+                rows = con.execute(
+                    "SELECT campaign, count(*) FROM outbox WHERE status IN ('pending', "
+                    "'retry_wait') AND coalesce(next_attempt_at, send_at, ?) <= ? "
+                    "GROUP BY 1 ORDER BY 1",
+                    [when, when],
+                ).fetchall()
                 summary.due = {r[0]: int(r[1]) for r in rows}
                 return summary
             d = Dispatcher(ws, con, when, rng)
