@@ -105,6 +105,11 @@ class Target:
     locale: str | None = None  # render in this locale instead of the user's (preview)
 
 
+def campaign_info(c: Campaign) -> dict[str, Any]:
+    """The `campaign` of the template context."""
+    return {"name": c.name, "description": c.description, "purpose": c.purpose}
+
+
 def template_names(renderer: Renderer, c: Campaign) -> set[str]:
     """Top-level context names any template of the campaign (any variant, any locale) reads."""
     names: set[str] = set()
@@ -149,11 +154,7 @@ class Contexts:
         self.currency = ws.settings.base_currency
         self._secret = delivery.unsubscribe.secret.encode()
         self._issued = as_of.replace(tzinfo=dt.UTC)
-        self._campaign = {
-            "name": c.name,
-            "description": c.description,
-            "purpose": c.purpose,
-        }
+        self._campaign = campaign_info(c)
         self._pool_free: list[str] | None = None
 
     # --- SQL ---------------------------------------------------------------------------------
@@ -469,7 +470,7 @@ def specimen(c: Campaign, currency: str, locale: str, unsubscribe: str) -> dict[
             "favourite_category": "Kitchen",
         },
         "recommendations": [product, {**product, "sku": "SKU-2", "name": "Linen Apron"}],
-        "campaign": {"name": c.name, "description": c.description, "purpose": c.purpose},
+        "campaign": campaign_info(c),
         "variant": c.variants[0].name,
         "unsubscribe_url": unsubscribe.replace("{token}", "specimen-token"),
         "now": t,

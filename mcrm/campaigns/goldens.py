@@ -267,6 +267,7 @@ def render_campaign(
 ) -> str:
     """The golden text of one campaign: every fixture user x channel x variant."""
     from mcrm.campaigns import i18n
+    from mcrm.campaigns.context import campaign_info
     from mcrm.campaigns.coupons import derived_code
     from mcrm.campaigns.preview import Preview, as_text
     from mcrm.campaigns.render import (
@@ -288,11 +289,7 @@ def render_campaign(
             for v in c.variants:
                 ctx = {
                     **fx.context,
-                    "campaign": {
-                        "name": c.name,
-                        "description": c.description,
-                        "purpose": c.purpose,
-                    },
+                    "campaign": campaign_info(c),
                     "variant": v.name,
                     "locale": locale,
                     "currency": ws.settings.base_currency,
