@@ -176,6 +176,7 @@ def _register() -> None:
         demo_cmd,
         import_cmd,
         providers_cmd,
+        report_cmd,
         segments_cmd,
         send_cmd,
         users_cmd,
@@ -195,6 +196,7 @@ def _register() -> None:
     app.command("run")(send_cmd.run)
     app.add_typer(send_cmd.outbox_app, name="outbox")
     app.add_typer(providers_cmd.app, name="providers")
+    app.add_typer(report_cmd.app, name="report")
 
 
 _register()

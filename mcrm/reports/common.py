@@ -1,0 +1,295 @@
+"""What every report shares: the period, the activity relation, the result and its output.
+
+Period (`--from / --to / --as-of`). `--from` and `--to` are calendar dates (or instants) in the
+workspace zone; both ends are inclusive days. `--as-of` (default now) is the instant the report
+sees data up to (analytics.md §0): rows after it do not exist for the report, and `--to`
+defaults to the as-of day. `--from` defaults to 29 days before `--to` (30 days in all). A
+period that ends after the as-of instant is cut at it, and the report says so.
+
+A report is one or more named tables (`Rows`) plus notes. Output:
+- table: every table, titled, on stdout; notes on stderr;
+- json: one document `{"report", "params", "tables": {name: [rows]}, "notes"}`;
+- jsonl: one line per row of every table, each with a leading `"table"` key;
+- csv / parquet: one table (`--table NAME`, default the first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from mcrm.errors import UsageError, did_you_mean
+from mcrm.output import Format, Rows, console, json_value, resolve_format, write_rows
+
+if TYPE_CHECKING:
+    from mcrm.config import Workspace
+    from mcrm.segments.model import SegmentsFile
+
+
+@dataclass(frozen=True)
+class Period:
+    """A report's time range: local calendar days [start, end] in `zone`, seen as of `as_of`."""
+
+    start: dt.date
+    end: dt.date
+    as_of: dt.datetime  # naive UTC
+    zone: str
+
+    @property
+    def start_ts(self) -> dt.datetime:
+        """The first instant of `start` in the zone, as naive UTC."""
+        return _local_midnight(self.start, self.zone)
+
+    @property
+    def end_ts(self) -> dt.datetime:
+        """The last instant the period covers (naive UTC): the end of `end` or as_of."""
+        end = _local_midnight(self.end + dt.timedelta(days=1), self.zone) - dt.timedelta(
+            microseconds=1
+        )
+        return min(end, self.as_of)
+
+    @property
+    def as_of_day(self) -> dt.date:
+        return self.as_of.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(self.zone)).date()
+
+    @property
+    def partial(self) -> bool:
+        """The period's last day is still in progress at as_of."""
+        return self.end >= self.as_of_day
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "from": self.start,
+            "to": self.end,
+            "as_of": self.as_of,
+            "timezone": self.zone,
+        }
+
+
+def _local_midnight(day: dt.date, zone: str) -> dt.datetime:
+    local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(zone))
+    return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _day(text: str, zone: str, what: str) -> dt.date:
+    from mcrm.timeutil import parse_instant
+
+    t = text.strip()
+    try:
+        return dt.date.fromisoformat(t)
+    except ValueError:
+        pass
+    inst = parse_instant(t, zone, what)
+    return inst.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone)).date()
+
+
+def period(
+    zone: str,
+    from_: str | None,
+    to: str | None,
+    as_of: dt.datetime | None,
+    default_days: int = 30,
+) -> Period:
+    """The period of `--from / --to / --as-of` (see the module docstring)."""
+    at = as_of or now_utc()
+    at_day = at.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone)).date()
+    end = _day(to, zone, "--to") if to else at_day
+    start = _day(from_, zone, "--from") if from_ else end - dt.timedelta(days=default_days - 1)
+    if start > end:
+        raise UsageError(
+            f"--from {start} is after --to {end}", hint="the period runs from --from to --to"
+        )
+    if start > at_day:
+        raise UsageError(
+            f"--from {start} is after the as-of day {at_day}: the report would see no data",
+            hint="pass an earlier --from, or a later --as-of",
+        )
+    return Period(start, end, at, zone)
+
+
+def segments_file(ws: Workspace) -> SegmentsFile:
+    """segments.yaml, for the lifecycle activity definition (defaults when it is absent)."""
+    from mcrm.segments.model import load_segments
+
+    return load_segments(ws.root)
+
+
+def activity_sql(seg: SegmentsFile, until: dt.datetime, linked_only: bool = False) -> str:
+    """One row per activity up to `until` (analytics.md §0 "Activity"): columns `unit` (the
+    canonical user; an event with only a not-yet-linked anonymous id counts under that id unless
+    `linked_only`), `ts` (naive UTC), `session_id`, `platform`, `os`, `country` (NULL for
+    purchases, which carry no device). `purchase` means a paid order from purchases."""
+    from mcrm.segments.compile import lit, ts_lit
+
+    lc = seg.lifecycle
+    names = [a for a in lc.activity if a != "purchase"]
+    d = ts_lit(until)
+    unit = "e.user_id" if linked_only else "coalesce(e.user_id, e.anonymous_id)"
+    parts = []
+    if names:
+        parts.append(
+            f"SELECT {unit} AS unit, e.ts, e.session_id, e.platform, e.os, e.country "
+            f"FROM events e WHERE {unit} IS NOT NULL AND e.ts <= {d} "
+            f"AND e.name IN ({', '.join(lit(n) for n in names)})"
+        )
+    if "purchase" in lc.activity:
+        parts.append(
+            "SELECT p.user_id AS unit, p.ts, NULL::VARCHAR AS session_id, NULL::VARCHAR AS "
+            "platform, NULL::VARCHAR AS os, NULL::VARCHAR AS country FROM purchases p "
+            f"WHERE p.user_id IS NOT NULL AND p.status = 'paid' AND p.ts <= {d}"
+        )
+    if not parts:
+        return (
+            "SELECT NULL::VARCHAR AS unit, NULL::TIMESTAMP AS ts, NULL::VARCHAR AS session_id, "
+            "NULL::VARCHAR AS platform, NULL::VARCHAR AS os, NULL::VARCHAR AS country WHERE FALSE"
+        )
+    return " UNION ALL ".join(parts)
+
+
+@dataclass
+class Report:
+    """A report: named tables (the first is the main one), notes, and its parameters."""
+
+    name: str
+    tables: dict[str, Rows]
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self, name: str | None) -> Rows:
+        if name is None:
+            return next(iter(self.tables.values()))
+        if name not in self.tables:
+            raise UsageError(
+                f"report {self.name} has no table '{name}'",
+                hint=did_you_mean(name, list(self.tables)) or f"tables: {', '.join(self.tables)}",
+            )
+        return self.tables[name]
+
+    def to_json(self) -> dict[str, Any]:
+        """The json document (rows materialised)."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for name, rows in self.tables.items():
+            cols, jc = rows.columns, rows.json_columns
+            tables[name] = [
+                {c: json_value(v, c in jc) for c, v in zip(cols, r, strict=True)}
+                for r in rows.rows
+            ]
+        return {
+            "report": self.name,
+            "params": json_value(self.params),
+            "tables": tables,
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+
+def materialise(rows: Rows) -> Rows:
+    """The same rows as a list (a table can then be read twice: output and HTML)."""
+    return Rows(
+        rows.columns,
+        [tuple(r) for r in rows.rows],
+        rows.json_columns,
+        rows.title,
+        rows.percent_columns,
+    )
+
+
+def emit(
+    report: Report,
+    fmt: Format | None,
+    out: Path | None,
+    raw: bool = False,
+    table: str | None = None,
+    quiet: bool = False,
+) -> None:
+    """Write `report` in the chosen format (see the module docstring)."""
+    f = resolve_format(fmt, out)
+    err = console()
+    for w in report.warnings:
+        err.print(f"warning: {w}", markup=False)
+    if f in (Format.csv, Format.parquet) or table is not None:
+        write_rows(report.table(table), f, out, raw)
+    elif f is Format.json:
+        data = (json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n").encode()
+        _write_bytes(data, out)
+    elif f is Format.jsonl:
+        lines = []
+        for name, rows in report.tables.items():
+            cols, jc = rows.columns, rows.json_columns
+            for r in rows.rows:
+                obj = {"table": name}
+                obj.update({c: json_value(v, c in jc) for c, v in zip(cols, r, strict=True)})
+                lines.append(json.dumps(obj, ensure_ascii=False))
+        _write_bytes(("\n".join(lines) + "\n" if lines else "").encode(), out)
+    else:
+        import io
+
+        buf = io.BytesIO()
+        for i, (name, rows) in enumerate(report.tables.items()):
+            if i:
+                buf.write(b"\n")
+            titled = Rows(
+                rows.columns,
+                rows.rows,
+                rows.json_columns,
+                rows.title or name,
+                rows.percent_columns,
+            )
+            write_rows(titled, Format.table, None, raw, stream=buf)
+        _write_bytes(buf.getvalue(), out)
+    if not quiet:
+        for n in report.notes:
+            err.print(f"note: {n}", markup=False)
+
+
+def _write_bytes(data: bytes, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        out.write_bytes(data)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}") from None
+
+
+def ratio(num: float | int | None, den: float | int | None) -> float | None:
+    """num ÷ den as a float; None when the denominator is 0 or missing (analytics.md §0)."""
+    if num is None or den is None or den == 0:
+        return None
+    return float(num) / float(den)
+
+
+BREAKDOWNS = ("platform", "os", "country")
+
+
+def check_by(by: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
+    """Validate `--by` values against what a report can break down by."""
+    out: list[str] = []
+    for b in by or []:
+        for part in b.split(","):
+            p = part.strip()
+            if not p:
+                continue
+            if p not in allowed and not (p.startswith("segment:") and "segment" in allowed):
+                raise UsageError(
+                    f"--by {p}: this report breaks down by {', '.join(allowed)}",
+                    hint=did_you_mean(p, list(allowed)),
+                )
+            out.append(p)
+    return out
