@@ -152,19 +152,20 @@ def stats(
     return 0
 
 
-@outbox_app.command("list")
-def list_(
+CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="One campaign.")]
+StatusOpt = Annotated[
+    str | None, typer.Option("--status", help="One state (pending, sent, unknown, ...).")
+]
+
+
+def _write_outbox(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="One state (pending, sent, unknown, ...).")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N rows.")] = 100,
-    fmt: FormatOpt = None,
-    out: OutOpt = None,
+    campaign: str | None,
+    status: str | None,
+    limit: int | None,
+    fmt: FormatOpt,
+    out: Path | None,
 ) -> int:
-    """Outbox rows, newest first: key, campaign, occurrence, user, channel, lane, state,
-    attempts, next attempt, last error, provider message id (never addresses)."""
     from mcrm.db import open_db
     from mcrm.dispatch.outbox import list_rows
     from mcrm.output import resolve_format, write_rows
@@ -175,29 +176,36 @@ def list_(
     return 0
 
 
+@outbox_app.command("list")
+def list_(
+    ctx: typer.Context,
+    campaign: CampaignOpt = None,
+    status: StatusOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N rows.")] = 100,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+) -> int:
+    """Outbox rows, newest first: key, campaign, occurrence, user, channel, lane, state,
+    attempts, next attempt, last error, provider message id (never addresses)."""
+    return _write_outbox(ctx, campaign, status, limit, fmt, out)
+
+
 @outbox_app.command("export")
 def export(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="One state.")] = None,
+    campaign: CampaignOpt = None,
+    status: StatusOpt = None,
     fmt: FormatOpt = None,
     out: OutOpt = None,
 ) -> int:
     """Every outbox row (for audits and hand-off); --format csv|jsonl|parquet, --out FILE."""
-    from mcrm.db import open_db
-    from mcrm.dispatch.outbox import list_rows
-    from mcrm.output import resolve_format, write_rows
-
-    with open_db(workspace(ctx)) as con:
-        rows = list_rows(con, campaign, status, None)
-    write_rows(rows, resolve_format(fmt, out), out)
-    return 0
+    return _write_outbox(ctx, campaign, status, None, fmt, out)
 
 
 @outbox_app.command("retry")
 def retry(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="One campaign.")] = None,
+    campaign: CampaignOpt = None,
     unknown: Annotated[
         bool,
         typer.Option(
