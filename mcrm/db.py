@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA_V1 = """
 CREATE TABLE mcrm_meta (key VARCHAR, value VARCHAR);
@@ -154,12 +154,33 @@ def _v4_to_v5(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
+def _v5_to_v6(con: duckdb.DuckDBPyConnection) -> None:
+    """CLV predictions (predict issue): one row per `mcrm predict clv` run (settings, fitted
+    parameters and log-likelihoods as JSON, warnings) and one per customer of that run."""
+    for stmt in (
+        "CREATE TABLE prediction_runs (run_id BIGINT NOT NULL, as_of TIMESTAMP NOT NULL, "
+        "computed_at TIMESTAMP NOT NULL, horizon_days DOUBLE NOT NULL, "
+        "discount_annual DOUBLE NOT NULL, discount_monthly DOUBLE NOT NULL, "
+        "unit VARCHAR NOT NULL, "
+        "params JSON NOT NULL, customers BIGINT NOT NULL, repeaters BIGINT NOT NULL, "
+        "warnings JSON, seconds DOUBLE)",
+        "CREATE TABLE predictions (run_id BIGINT NOT NULL, user_id VARCHAR NOT NULL, "
+        'frequency INTEGER NOT NULL, recency INTEGER NOT NULL, "T" INTEGER NOT NULL, '
+        "monetary_value DECIMAL(18,3) NOT NULL, p_alive DOUBLE NOT NULL, "
+        "expected_purchases DOUBLE NOT NULL, expected_aov DECIMAL(18,3) NOT NULL, "
+        "clv DECIMAL(18,3) NOT NULL)",
+        "CREATE SEQUENCE prediction_run_seq START 1",
+    ):
+        con.execute(stmt)
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _v5_to_v6,
 }
 
 LOCK_RE = re.compile(r"PID (\d+)")

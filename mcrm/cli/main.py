@@ -175,6 +175,7 @@ def _register() -> None:
         db_cmd,
         demo_cmd,
         import_cmd,
+        predict_cmd,
         providers_cmd,
         report_cmd,
         segments_cmd,
@@ -196,6 +197,7 @@ def _register() -> None:
     app.command("run")(send_cmd.run)
     app.add_typer(send_cmd.outbox_app, name="outbox")
     app.add_typer(providers_cmd.app, name="providers")
+    app.add_typer(predict_cmd.app, name="predict")
     app.add_typer(report_cmd.app, name="report")
 
 
