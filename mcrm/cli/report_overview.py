@@ -1,0 +1,65 @@
+"""`mcrm report overview | acquisition | features | segments` (SPEC §7).
+
+Each command resolves the period, opens the database read-only, calls one `build` of
+`mcrm.reports` and hands the report to the shared output. Heavy modules are imported inside the
+commands (start-up time is benchmarked).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from mcrm.cli.options import workspace
+from mcrm.cli.report_cmd import (
+    ByOpt,
+    FormatOpt,
+    FromOpt,
+    OutOpt,
+    RawOpt,
+    ReportAsOfOpt,
+    TableOpt,
+    ToOpt,
+    app,
+    emit_report,
+    report_period,
+)
+
+
+class Interval(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+IntervalOpt = Annotated[
+    Interval,
+    typer.Option("--interval", help="Rows of the trend table: one per day, ISO week or month."),
+]
+
+
+@app.command("overview")
+def overview(
+    ctx: typer.Context,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    as_of_: ReportAsOfOpt = None,
+    by: ByOpt = None,
+    interval: IntervalOpt = Interval.day,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+    raw: RawOpt = False,
+    table: TableOpt = None,
+) -> int:
+    """DAU / WAU / MAU, stickiness, sessions, revenue, orders, AOV, ARPU, ARPPU, payer share and
+    repeat-purchase rate (tables: summary, trend). --by platform|os|country|segment:NAME."""
+    from mcrm.db import open_db
+    from mcrm.reports.overview import build
+
+    ws = workspace(ctx)
+    p = report_period(ctx, from_, to, as_of_)
+    with open_db(ws) as con:
+        report = build(con, ws, p, by, interval.value)
+    return emit_report(ctx, report, fmt, out, raw, table)
