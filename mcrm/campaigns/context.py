@@ -16,6 +16,10 @@ has one, else for T):
   for a user without paid orders); `lifecycle` — `stage`, `first_day`, `last_day`,
   `days_since_last`; `tier` — `name` (None below the lowest level or without `tiers:`) and
   `spend` (in the tier window, base currency).
+- `prediction` — the user's CLV prediction from the latest `mcrm predict clv` run as of T:
+  `p_alive`, `expected_purchases` (in the run's horizon), `expected_aov` and `clv` (Decimals,
+  base currency), all None for a user who was not a customer then, and `as_of` (the run's,
+  aware, user zone). A template reading it with no run yet fails: "no CLV predictions yet".
 - `stats` — `orders` (paid, up to T), `spend` (their base-currency total, a Decimal),
   `last_purchase` (aware, user zone, or None), `favourite_category` (recommend.py's definition).
 - `recommendations` — up to the campaign's `recommendations: N` (default 3) products as dicts
@@ -62,6 +66,7 @@ NAMES = frozenset(
         "rfm",
         "lifecycle",
         "tier",
+        "prediction",
         "stats",
         "recommendations",
         "coupon",
@@ -75,6 +80,7 @@ NAMES = frozenset(
 )
 RFM_KEYS = ("recency_days", "frequency", "monetary", "r", "f", "m", "cell", "segment")
 LIFECYCLE_KEYS = ("stage", "first_day", "last_day", "days_since_last")
+PREDICTION_KEYS = ("p_alive", "expected_purchases", "expected_aov", "clv")
 
 
 @lru_cache(maxsize=512)
@@ -191,7 +197,7 @@ class Contexts:
         try:
             return self._fetch()
         finally:
-            for t in ("ctx_users", "ctx_rfm", "ctx_lifecycle", "ctx_tier"):
+            for t in ("ctx_users", "ctx_rfm", "ctx_lifecycle", "ctx_tier", "ctx_prediction"):
                 con.execute(f"DROP TABLE IF EXISTS {t}")
 
     def _fetch(self) -> dict[str, dict[str, Any]]:
@@ -212,6 +218,19 @@ class Contexts:
         if "tier" in self.needs:
             selects += ["t.tier AS tier_name", "t.spend AS tier_spend"]
             joins.append("LEFT JOIN ctx_tier t ON t.user_id = u.user_id")
+        prediction_as_of = None
+        if "prediction" in self.needs:
+            from mcrm.predict.run import run_for
+
+            run_id, prediction_as_of = run_for(con, self.as_of)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ctx_prediction AS SELECT user_id, "
+                f"{', '.join(PREDICTION_KEYS)} FROM predictions WHERE run_id = {run_id} "
+                "AND user_id IN (SELECT user_id FROM ctx_users) QUALIFY row_number() OVER "
+                "(PARTITION BY user_id ORDER BY clv DESC, p_alive DESC) = 1"
+            )
+            selects += [f"pr.{k} AS pr_{k}" for k in PREDICTION_KEYS]
+            joins.append("LEFT JOIN ctx_prediction pr ON pr.user_id = u.user_id")
         if "stats" in self.needs:
             selects += [
                 "coalesce(s.orders, 0) AS st_orders",
@@ -276,6 +295,9 @@ class Contexts:
                 ctx["lifecycle"] = {k: rest[f"lc_{k}"] for k in LIFECYCLE_KEYS}
             if "tier" in self.needs:
                 ctx["tier"] = {"name": rest["tier_name"], "spend": rest["tier_spend"]}
+            if "prediction" in self.needs:
+                ctx["prediction"] = {k: rest[f"pr_{k}"] for k in PREDICTION_KEYS}
+                ctx["prediction"]["as_of"] = _aware(prediction_as_of, zone)
             if "stats" in self.needs:
                 ctx["stats"] = {
                     "orders": int(rest["st_orders"]),
@@ -463,6 +485,13 @@ def specimen(c: Campaign, currency: str, locale: str, unsubscribe: str) -> dict[
             "days_since_last": 2,
         },
         "tier": {"name": "gold", "spend": Decimal("812.00")},
+        "prediction": {
+            "p_alive": 0.87,
+            "expected_purchases": 3.4,
+            "expected_aov": Decimal("82.450"),
+            "clv": Decimal("265.310"),
+            "as_of": t - dt.timedelta(days=1),
+        },
         "stats": {
             "orders": 5,
             "spend": Decimal("412.50"),

@@ -122,4 +122,17 @@ def tiers_sql(ctx: Ctx) -> str:
     )
 
 
-RELATIONS = {"rfm": rfm_sql, "lifecycle": lifecycle_sql, "tiers": tiers_sql}
+def predictions_sql(ctx: Ctx) -> str:
+    """The CLV prediction each customer had as of D: the latest `mcrm predict clv` run at or
+    before D (mcrm.predict.run). Whether there is one is checked by the engine."""
+    from mcrm.predict.run import predictions_sql as sql
+
+    return sql(ctx.d)
+
+
+RELATIONS = {
+    "rfm": rfm_sql,
+    "lifecycle": lifecycle_sql,
+    "tiers": tiers_sql,
+    "clv_prediction": predictions_sql,
+}

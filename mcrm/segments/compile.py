@@ -546,6 +546,18 @@ def c_tier(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     return f"u.user_id IN (SELECT user_id FROM tiers WHERE tier IN ({names}))"
 
 
+def c_p_alive(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
+    ctx.needs.add("clv_prediction")
+    cond = cmp_sql("p_alive", a["compare"])
+    return f"u.user_id IN (SELECT user_id FROM clv_prediction WHERE {cond})"
+
+
+def c_clv(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
+    ctx.needs.add("clv_prediction")
+    cond = cmp_sql("clv", a["compare"])
+    return f"u.user_id IN (SELECT user_id FROM clv_prediction WHERE {cond})"
+
+
 def c_reachable(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     ch = a["channel"]
     if ch == "push":

@@ -43,7 +43,11 @@ def needed(seg: SegmentsFile, names: list[str], ctx: C.Ctx) -> set[str]:
 
 
 def materialise(con: duckdb.DuckDBPyConnection, ctx: C.Ctx, relations: set[str]) -> None:
-    for rel in ("rfm", "lifecycle", "tiers"):
+    if "clv_prediction" in relations:
+        from mcrm.predict.run import run_for
+
+        run_for(con, ctx.as_of)  # no prediction run as of D: a clear error, not an empty set
+    for rel in ("rfm", "lifecycle", "tiers", "clv_prediction"):
         if rel in relations:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {RELATIONS[rel](ctx)}")
 
@@ -195,7 +199,7 @@ def segment_sql(ws: Workspace, name: str, as_of: dt.datetime | None, dialect: st
     body = C.segment_query(name, ctx)
     ctes = [
         f"{rel} AS ({RELATIONS[rel](ctx)})"
-        for rel in ("rfm", "lifecycle", "tiers")
+        for rel in ("rfm", "lifecycle", "tiers", "clv_prediction")
         if rel in ctx.needs
     ]
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + body
@@ -489,6 +493,16 @@ def describe(
             f"loyalty tier is {' or '.join(a['tiers'])}",
             f"{row[0][0]} ({float(row[0][1]):.2f} spent)" if row else "no tier",
         )
+    if h in ("p_alive", "clv"):
+        row = con.execute(
+            "SELECT p_alive, clv, run_id FROM clv_prediction WHERE user_id = ?", [uid]
+        ).fetchall()
+        what = "P(alive)" if h == "p_alive" else "predicted CLV"
+        cond = _cmp_words(a["compare"]).replace("fewer than", "below")
+        if not row:
+            return f"{what} {cond}", "no prediction (not a customer as of that run)"
+        v = f"{row[0][0]:.3f}" if h == "p_alive" else f"{float(row[0][1]):.2f}"
+        return f"{what} {cond}", f"{h} = {v} (prediction run {row[0][2]})"
     if h == "reachable":
         return f"reachable by {a['channel']} (address or token, and consent)", None
     if h == "bucket":
@@ -753,7 +767,24 @@ def validate(ws: Workspace) -> tuple[list[Any], list[Any]]:
 
         with open_db(ws) as con:
             warnings = event_name_warnings(con, seg)
+            warnings += prediction_warnings(con, seg)
     return probs.errors, warnings
+
+
+def prediction_warnings(con: duckdb.DuckDBPyConnection, seg: SegmentsFile) -> list[str]:
+    """Segments using `p_alive` / `clv` while no CLV prediction has been stored yet."""
+
+    def uses(n: Node) -> bool:
+        return n.head in ("p_alive", "clv") or any(uses(c) for c in n.children)
+
+    users = [name for name, s in seg.segments.items() if uses(s.where)]
+    if not users:
+        return []
+    if con.execute("SELECT count(*) FROM prediction_runs").fetchall()[0][0]:
+        return []
+    from mcrm.predict.run import NO_RUN
+
+    return [f"{', '.join(users)}: p_alive / clv need a prediction run, but {NO_RUN}"]
 
 
 def user_analytics(

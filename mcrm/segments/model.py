@@ -57,6 +57,8 @@ HEADS: dict[str, tuple[str, ...]] = {
     "overdue": (),
     "birthday": (),
     "tier": (),
+    "p_alive": (),
+    "clv": (),
     "reachable": (),
     "segment": (),
     "bucket": (),
@@ -717,6 +719,22 @@ class Parser:
                     ),
                 )
         return self._mk("tier", {"tiers": [str(n) for n in names]}, path, line)
+
+    def p_p_alive(self, path: Path_, v: dict[str, Any], line: int | None) -> Node:
+        """`p_alive: {lt: 0.3}` — the latest CLV prediction's P(alive), a probability."""
+        p = (*path, "p_alive")
+        cmp = self.compare(p, v["p_alive"])
+        bounds = [x for op, val in cmp.items() for x in (val if op == "between" else [val])]
+        if any(not 0 <= x <= 1 for x in bounds):
+            self.err(
+                p, "p_alive is a probability: compare it with numbers in 0..1", "e.g. {lt: 0.3}"
+            )
+        return self._mk("p_alive", {"compare": cmp}, path, line)
+
+    def p_clv(self, path: Path_, v: dict[str, Any], line: int | None) -> Node:
+        """`clv: {gte: 500}` — the latest CLV prediction, in the base currency."""
+        cmp = self.compare((*path, "clv"), v["clv"])
+        return self._mk("clv", {"compare": cmp}, path, line)
 
     def p_reachable(self, path: Path_, v: dict[str, Any], line: int | None) -> Node:
         ch = v["reachable"]
