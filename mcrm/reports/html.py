@@ -1,0 +1,1094 @@
+"""`mcrm report html`: every report's charts in one self-contained HTML file.
+
+Why this shape:
+- **One file, no network.** plotly.js is inlined from the `plotly` package's offline bundle
+  (`plotly.offline.get_plotlyjs()`), the CSS is inline, and a Content-Security-Policy meta tag
+  (`default-src 'none'`) forbids every fetch: the page opens from a mail attachment, on a plane,
+  and a hostile string in the data can never make it load anything.
+- **The data are the reports.** Each section calls the `build(con, ws, period, ...)` of the
+  report that owns the numbers (`mcrm.reports.overview`, `cohorts`, `funnel`, ...); nothing is
+  recomputed here. A report module this mcrm lacks, or a report that raises a `McrmError`
+  (nothing imported yet, no ad spend, no predictions), becomes a short "no data" panel that
+  says what to run; an unexpected exception is a bug and is not hidden.
+- **Escaping.** Every data string that goes into markup goes through `html.escape`. The charts'
+  figures travel as JSON in one `<script type="application/json">` element with `<`, `>` and
+  `&` written as `\\u003c`... so no `</script>` can end it; strings that plotly draws (it reads
+  a few HTML tags in labels) are entity-escaped too, so `<b>` in a campaign name shows as text.
+- **Responsive.** A CSS grid that is one column on a phone; charts are `responsive: true` with
+  autosized layouts; wide tables scroll inside their own box, never the page.
+- **Checked in a browser.** A tiny script collects `window.onerror`, unhandled rejections and
+  CSP violations into `#mcrm-errors`, and marks `<body data-rendered>` when every chart is
+  drawn, so a headless browser test can read both from the DOM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import importlib
+import importlib.util
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mcrm.errors import McrmError, UsageError
+from mcrm.output import Rows, json_value
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from mcrm.config import Workspace
+    from mcrm.reports.common import Period, Report
+
+DEFAULT_FUNNEL = ("product_view", "add_to_cart", "purchase")
+"""The funnel shown when `--funnel` is not given: the e-shop's browse → cart → buy."""
+
+PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d"]
+
+
+@dataclass(frozen=True)
+class HtmlOptions:
+    """What the page shows where a choice exists (see docs/reports.md, "report html")."""
+
+    funnel: tuple[str, ...] = DEFAULT_FUNNEL
+    funnel_within: str | None = None
+    campaigns: tuple[str, ...] | None = None  # None: the campaigns planned in the period
+    title: str = "mcrm report"
+
+
+@dataclass
+class Section:
+    """One card of the page: charts (plotly figure dicts), extra markup, or a no-data panel."""
+
+    key: str
+    title: str
+    intro: str = ""
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    markup: str = ""  # already escaped HTML
+    nodata: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def no_data(self, message: str) -> Section:
+        self.figures = []
+        self.markup = ""
+        self.nodata = message
+        return self
+
+
+@dataclass
+class HtmlResult:
+    """The page and what it contains (for the CLI's summary and for tests)."""
+
+    text: str
+    sections: list[Section]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def charts(self) -> int:
+        return sum(len(s.figures) for s in self.sections)
+
+
+@dataclass
+class _Ctx:
+    con: duckdb.DuckDBPyConnection
+    ws: Workspace
+    period: Period
+    opts: HtmlOptions
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def esc(value: Any) -> str:
+    """Any value as HTML text (quotes escaped too: safe in attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def pt(value: Any) -> str:
+    """A string plotly will draw: plotly reads a few HTML tags and entities in text, so the
+    text is entity-escaped and shows literally."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def num(value: Any) -> float | None:
+    """A chart number: Decimal and int as float; None, NaN and infinities as None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal | int | float):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return None
+
+
+def label(value: Any) -> str:
+    """A category / axis value as text plotly draws literally."""
+    if isinstance(value, dt.datetime | dt.date):
+        return str(json_value(value)).removesuffix("T00:00:00Z")
+    return pt("(none)" if value is None else value)
+
+
+def records(rows: Rows) -> list[dict[str, Any]]:
+    return [dict(zip(rows.columns, r, strict=True)) for r in rows.rows]
+
+
+def pick(columns: Sequence[str], *names: str) -> str | None:
+    """The first of `names` that is a column."""
+    for n in names:
+        if n in columns:
+            return n
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return num(v) is not None
+
+
+def numeric_columns(recs: list[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Columns whose non-null values are all numbers (and at least one is)."""
+    out = []
+    for c in columns:
+        vals = [r[c] for r in recs if r.get(c) is not None]
+        if vals and all(_is_number(v) for v in vals):
+            out.append(c)
+    return out
+
+
+def titled(name: str) -> str:
+    special = {
+        "dau": "DAU",
+        "wau": "WAU",
+        "mau": "MAU",
+        "aov": "AOV",
+        "arpu": "ARPU",
+        "arppu": "ARPPU",
+        "cac": "CAC",
+        "cpi": "CPI",
+        "ctr": "CTR",
+        "clv": "CLV",
+    }
+    parts = name.split("_")
+    return (
+        " ".join(special.get(p, p) for p in parts).capitalize()
+        if name not in special
+        else (special[name])
+    )
+
+
+def layout(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "autosize": True,
+        "margin": {"l": 52, "r": 16, "t": 36, "b": 44},
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "legend": {"orientation": "h", "x": 0, "y": -0.18},
+        "colorway": PALETTE,
+        "hovermode": "closest",
+    }
+    base.update(extra)
+    return base
+
+
+def figure(data: list[dict[str, Any]], title: str, **lay: Any) -> dict[str, Any]:
+    return {
+        "data": data,
+        "layout": layout(title={"text": pt(title), "x": 0, "font": {"size": 14}}, **lay),
+    }
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def table_markup(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None
+) -> str:
+    """A small table (cells already formatted as text; escaped here)."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in rows)
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return (
+        f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def fmt(value: Any, percent: bool = False) -> str:
+    from mcrm.output import table_value
+
+    return table_value(value, percent)
+
+
+# ------------------------------------------------------------------------------------------------
+# sections
+
+SectionFn = Callable[[_Ctx, Section], Section]
+
+
+def _report(ctx: _Ctx, module: str, section: Section, **kwargs: Any) -> Report | None:
+    """`mcrm.reports.<module>.build(con, ws, period, **kwargs)`, or None after turning the
+    section into a no-data panel (module absent in this mcrm, or a McrmError)."""
+    name = f"mcrm.reports.{module}"
+    if not has_module(name):
+        section.no_data(f"no data: this mcrm has no `mcrm report {module}` yet")
+        return None
+    mod = importlib.import_module(name)
+    if not hasattr(mod, "build"):
+        section.no_data(f"no data: this mcrm has no `mcrm report {module}` yet")
+        return None
+    try:
+        report: Report = mod.build(ctx.con, ctx.ws, ctx.period, **kwargs)
+    except McrmError as e:
+        msg = str(e.message if hasattr(e, "message") else e)
+        hint = getattr(e, "hint", None)
+        section.no_data(f"no data: {msg}" + (f" ({hint})" if hint else ""))
+        return None
+    for w in report.warnings:
+        ctx.warnings.append(f"{module}: {w}")
+    section.notes.extend(report.notes)
+    return report
+
+
+def _first_total(recs: list[dict[str, Any]], columns: Sequence[str]) -> dict[str, Any]:
+    """The total row of a table that may carry breakdown rows (group columns all null, or
+    a group value of '(all)' / 'total')."""
+    groups = [c for c in ("platform", "os", "country", "segment", "group") if c in columns]
+    for r in recs:
+        if all(r[g] in (None, "(all)", "all", "total", "(total)") for g in groups):
+            return r
+    return recs[0]
+
+
+PERCENTISH = ("stickiness", "rate", "share", "conversion", "retention", "ctr", "roi")
+
+
+def _percentish(column: str, rows: Rows) -> bool:
+    return column in rows.percent_columns or any(p in column for p in PERCENTISH)
+
+
+KPI_TILES = (
+    "active_users",
+    "mean_dau",
+    "wau",
+    "mau",
+    "stickiness",
+    "sessions",
+    "revenue",
+    "orders",
+    "payers",
+    "aov",
+    "arpu",
+    "arppu",
+    "payer_share",
+    "repeat_rate",
+)
+TILE_LABELS = {
+    "mean_dau": "DAU (mean)",
+    "active_users": "Active users",
+    "repeat_rate": "Repeat rate",
+}
+KPI_TRENDS = (
+    ("Active users", ("dau", "wau", "mau"), "lines"),
+    ("Stickiness (mean DAU ÷ MAU)", ("stickiness",), "lines"),
+    ("Sessions", ("sessions",), "bars"),
+    ("Revenue", ("revenue",), "bars"),
+    ("Orders and payers", ("orders", "payers"), "lines"),
+    ("AOV, ARPU, ARPPU", ("aov", "arpu", "arppu"), "lines"),
+)
+
+
+def _tiles(summary: Rows) -> list[str]:
+    recs = records(summary)
+    if not recs:
+        return []
+    cols = summary.columns
+    if "metric" in cols and "value" in cols:
+        pairs = [(str(r["metric"]), r["value"]) for r in recs]
+    else:
+        total = _first_total(recs, cols)
+        numeric = numeric_columns(recs, cols)
+        chosen = [c for c in KPI_TILES if c in numeric] or numeric
+        pairs = [(c, total[c]) for c in chosen]
+    out = []
+    for name, value in pairs:
+        v = num(value) if isinstance(value, Decimal) else value
+        if isinstance(v, float) and not _percentish(name, summary) and abs(v) >= 100:
+            shown = f"{v:,.0f}"
+        elif isinstance(v, int) and not isinstance(v, bool):
+            shown = f"{v:,}"
+        else:
+            shown = fmt(v, _percentish(name, summary))
+        out.append(
+            f'<div class="tile"><div class="tile-label">{esc(TILE_LABELS.get(name, titled(name)))}'
+            f'</div><div class="tile-value">{esc(shown)}</div></div>'
+        )
+    return out
+
+
+def sec_kpi(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "overview", s)
+    if rep is None:
+        return s
+    tiles = _tiles(rep.tables.get("summary") or rep.table(None))
+    trend = rep.tables.get("trend")
+    if trend is not None:
+        trecs = records(trend)
+        x = pick(trend.columns, "date", "day", "week", "month", "period", "start")
+        if x and trecs:
+            xs = [label(r[x]) for r in trecs]
+            numeric = numeric_columns(trecs, trend.columns)
+            for title, metrics, kind in KPI_TRENDS:
+                present = [m for m in metrics if m in numeric]
+                if not present:
+                    continue
+                pct = _percentish(present[0], trend)
+                data: list[dict[str, Any]] = [
+                    {
+                        "type": "bar" if kind == "bars" else "scatter",
+                        "mode": "lines",
+                        "x": xs,
+                        "y": [num(r[m]) for r in trecs],
+                        "name": pt(titled(m)),
+                    }
+                    for m in present
+                ]
+                for d in data:
+                    if d["type"] == "bar":
+                        del d["mode"]
+                    else:
+                        d["line"] = {"width": 2}
+                s.figures.append(
+                    figure(
+                        data,
+                        title,
+                        showlegend=len(present) > 1,
+                        height=240,
+                        yaxis={"tickformat": ".0%" if pct else "~s", "rangemode": "tozero"},
+                        margin={"l": 44, "r": 12, "t": 32, "b": 32},
+                        legend={
+                            "orientation": "h",
+                            "x": 1,
+                            "y": 1.02,
+                            "yanchor": "bottom",
+                            "xanchor": "right",
+                            "bgcolor": "rgba(0,0,0,0)",
+                        },
+                    )
+                )
+    if not tiles and not s.figures:
+        return s.no_data("no data: no activity in the period (import events: mcrm import events)")
+    s.markup = f'<div class="tiles">{"".join(tiles)}</div>' if tiles else ""
+    return s
+
+
+def sec_acquisition(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "acquisition", s)
+    if rep is None:
+        return s
+    rows = rep.table(None)
+    key = pick(rows.columns, "source", "media_source", "campaign")
+    # the total row is a figure of its own, not a source to compare
+    recs = [r for r in records(rows) if key is None or r[key] not in ("(all)", "total")]
+    if not recs or key is None:
+        return s.no_data(
+            "no data: no installs in the period (import installs: mcrm import events)"
+        )
+    xs = [label(r[key]) for r in recs]
+
+    def bars(cols: Sequence[str]) -> list[dict[str, Any]]:
+        return [
+            {"type": "bar", "x": xs, "y": [num(r[c]) for r in recs], "name": pt(titled(c))}
+            for c in cols
+            if c in rows.columns and any(num(r[c]) is not None for r in recs)
+        ]
+
+    counts = bars(("installs", "first_purchases"))
+    if counts:
+        s.figures.append(figure(counts, f"Installs and first purchases by {key}", barmode="group"))
+    cost = bars(("cost",))
+    if cost:
+        cac = [num(r.get("cac")) for r in recs]
+        if any(v is not None for v in cac):
+            cost.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "x": xs,
+                    "y": cac,
+                    "name": "CAC",
+                    "yaxis": "y2",
+                    "marker": {"size": 10, "color": PALETTE[3]},
+                }
+            )
+        s.figures.append(
+            figure(
+                cost,
+                f"Ad cost and CAC by {key} ({ctx.ws.settings.base_currency})",
+                yaxis={"title": {"text": "cost"}},
+                yaxis2={"title": {"text": "CAC"}, "overlaying": "y", "side": "right"},
+            )
+        )
+    else:
+        s.notes.append(
+            "no ad spend in the period: cost, CAC, ROAS and ROI need `mcrm import ad-spend`"
+        )
+    roas = bars(("roas_30", "roas_90"))
+    if roas:
+        s.figures.append(figure(roas, f"ROAS by {key} (mature installs)", barmode="group"))
+    if not s.figures:
+        return s.no_data("no data: no installs, first purchases or ad spend in the period")
+    return s
+
+
+def sec_cohorts(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "cohorts", s)
+    if rep is None:
+        return s
+    rows = rep.tables.get("retention") or rep.table(None)
+    recs = records(rows)
+    c_col = pick(rows.columns, "cohort", "cohort_start", "cohort_week", "cohort_month")
+    k_col = pick(rows.columns, "offset", "k", "period", "period_offset")
+    v_col = pick(rows.columns, "retention", "rate", "recurring", "share")
+    size_col = pick(rows.columns, "size", "cohort_size", "users")
+    if not recs or not (c_col and k_col and v_col):
+        return s.no_data("no data: no cohorts in the period")
+    cohorts: list[Any] = []
+    sizes: dict[Any, Any] = {}
+    for r in recs:
+        if r[c_col] not in cohorts:
+            cohorts.append(r[c_col])
+            if size_col:
+                sizes[r[c_col]] = r[size_col]
+    ks = sorted({int(r[k_col]) for r in recs if r[k_col] is not None})
+    cell = {(r[c_col], int(r[k_col])): num(r[v_col]) for r in recs if r[k_col] is not None}
+    z = [[cell.get((c, k)) for k in ks] for c in cohorts]
+    text = [["" if v is None else f"{v * 100:.0f}%" for v in row] for row in z]
+    later = [v for (_c, k), v in cell.items() if k > 0 and v is not None]
+    zmax = max(later) if later and max(later) > 0 else 1.0
+    ys = [
+        label(c) + (f" (n={sizes[c]})" if size_col and sizes.get(c) is not None else "")
+        for c in cohorts
+    ]
+    s.figures.append(
+        figure(
+            [
+                {
+                    "type": "heatmap",
+                    "x": [str(k) for k in ks],
+                    "y": ys,
+                    "z": z,
+                    "text": text,
+                    "texttemplate": "%{text}",
+                    "hoverongaps": False,
+                    "colorscale": [[0, "#eff6ff"], [0.5, "#60a5fa"], [1, "#1e3a8a"]],
+                    "zmin": 0,
+                    # offset 0 is 100% by definition: scale to the later cells for contrast
+                    "zmax": zmax,
+                    "colorbar": {"tickformat": ".0%", "thickness": 10},
+                    "hovertemplate": "cohort %{y}<br>period +%{x}: %{z:.1%}<extra></extra>",
+                }
+            ],
+            "Retention by cohort (period offset)",
+            height=max(260, 28 * len(cohorts) + 90),
+            xaxis={"type": "category", "title": {"text": "periods since first activity"}},
+            yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+        )
+    )
+    return s
+
+
+def sec_funnel(ctx: _Ctx, s: Section) -> Section:
+    steps = list(ctx.opts.funnel)
+    within_text = ctx.opts.funnel_within or "1d"
+    s.intro = (
+        "Steps: "
+        + " → ".join(steps)
+        + (
+            "; no conversion window"
+            if within_text.strip().lower() == "none"
+            else f"; every step within {within_text} of step 1"
+        )
+    )
+    if not has_module("mcrm.reports.funnel"):
+        return s.no_data("no data: this mcrm has no `mcrm report funnel` yet")
+    from mcrm.reports.funnel import parse_within
+
+    within = parse_within(ctx.opts.funnel_within)
+    rep = _report(ctx, "funnel", s, steps=steps, within=within, by=None)
+    if rep is None:
+        return s
+    rows = rep.table(None)
+    recs = records(rows)
+    step_col = pick(rows.columns, "step", "event", "name")
+    n_col = pick(rows.columns, "users", "reached", "count", "n")
+    conv_col = pick(rows.columns, "overall", "overall_conversion", "conversion")
+    if step_col is None or n_col is None:
+        return s.no_data("no data: the funnel report has no step counts")
+    groups = [c for c in ("platform", "os", "country", "segment") if c in rows.columns]
+    if groups:
+        recs = [r for r in recs if all(r[g] is None for g in groups)] or recs
+    if not recs or not any(num(r[n_col]) for r in recs):
+        return s.no_data(
+            f"no data: nobody did `{steps[0]}` in the period (pick other steps: --funnel a,b,c)"
+        )
+    text = None
+    if conv_col:
+        text = [fmt(num(r[conv_col]), True) for r in recs]
+    trace: dict[str, Any] = {
+        "type": "funnel",
+        "y": [label(r[step_col]) for r in recs],
+        "x": [num(r[n_col]) for r in recs],
+        "textinfo": "value+percent initial",
+        "marker": {"color": PALETTE[0]},
+    }
+    if text:
+        trace["customdata"] = text
+        trace["hovertemplate"] = "%{y}: %{x} users (%{customdata} of step 1)<extra></extra>"
+    s.figures.append(figure([trace], "Funnel", yaxis={"automargin": True}))
+    return s
+
+
+def sec_rfm(ctx: _Ctx, s: Section) -> Section:
+    from mcrm.segments.engine import rfm_grid
+
+    try:
+        grid, scored, unscored, warnings = rfm_grid(ctx.ws, ctx.period.end_ts)
+    except McrmError as e:
+        return s.no_data(f"no data: {e}")
+    ctx.warnings.extend(f"rfm: {w}" for w in warnings)
+    if scored == 0:
+        return s.no_data("no data: no customer has a paid order in the RFM window")
+    recs = records(grid)
+    rs = sorted({int(r["r"]) for r in recs}, reverse=True)
+    fs = sorted({int(r["f"]) for r in recs})
+    cell = {(int(r["r"]), int(r["f"])): r for r in recs}
+    z, text, seg = [], [], []
+    for rv in rs:
+        zr, tr, sr = [], [], []
+        for fv in fs:
+            c = cell.get((rv, fv))
+            n = int(c["customers"]) if c else 0
+            zr.append(n)
+            sr.append(pt(c["segment"]) if c else "")
+            tr.append(f"{pt(c['segment']).replace('_', ' ') if c else ''}<br>{n}")
+        z.append(zr)
+        text.append(tr)
+        seg.append(sr)
+    s.intro = f"{scored} customers scored as of {json_value(ctx.period.end_ts)}" + (
+        f"; {unscored} with no paid order in the window are unscored" if unscored else ""
+    )
+    s.figures.append(
+        figure(
+            [
+                {
+                    "type": "heatmap",
+                    "x": [f"F{f}" for f in fs],
+                    "y": [f"R{r}" for r in rs],
+                    "z": z,
+                    "text": text,
+                    "customdata": seg,
+                    "texttemplate": "%{text}",
+                    "colorscale": [[0, "#f0fdf4"], [0.5, "#4ade80"], [1, "#166534"]],
+                    "textfont": {"size": 11},
+                    "colorbar": {"thickness": 10, "title": {"text": "customers"}},
+                    "hovertemplate": "%{y} %{x}: %{customdata}<br>%{z} customers<extra></extra>",
+                }
+            ],
+            "RFM grid (recency × frequency)",
+            height=420,
+            yaxis={"type": "category"},
+            xaxis={"type": "category", "side": "bottom"},
+        )
+    )
+    return s
+
+
+LIFECYCLE_BUCKETS = (
+    ("new", "#2563eb"),
+    ("returning", "#16a34a"),
+    ("resurrecting", "#f59e0b"),
+    ("dormant", "#dc2626"),
+)
+
+
+def sec_lifecycle(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "lifecycle", s)
+    if rep is None:
+        return s
+    rows = rep.table(None)
+    recs = records(rows)
+    x = pick(rows.columns, "period", "interval", "start", "day", "week", "month", "date")
+    if not recs or x is None or not all(b in rows.columns for b, _ in LIFECYCLE_BUCKETS):
+        return s.no_data("no data: no activity in the period")
+    xs = [label(r[x]) + ("*" if r.get("partial") else "") for r in recs]
+    if any(r.get("partial") for r in recs):
+        s.notes.append("* the interval is still in progress at the as-of instant (partial)")
+    data = []
+    for b, colour in LIFECYCLE_BUCKETS:
+        sign = -1.0 if b == "dormant" else 1.0
+        data.append(
+            {
+                "type": "bar",
+                "name": b,
+                "x": xs,
+                "y": [None if num(r[b]) is None else sign * abs(num(r[b]) or 0.0) for r in recs],
+                "marker": {"color": colour},
+            }
+        )
+    s.figures.append(
+        figure(
+            data,
+            "Lifecycle per period (dormant below zero)",
+            barmode="relative",
+            xaxis={"type": "category", "automargin": True},
+            legend={
+                "orientation": "h",
+                "x": 1,
+                "y": 1.02,
+                "yanchor": "bottom",
+                "xanchor": "right",
+            },
+            margin={"l": 52, "r": 16, "t": 56, "b": 44},
+        )
+    )
+    return s
+
+
+MAX_SEGMENT_LINES = 10
+
+
+def sec_segments(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "segments_report", s)
+    if rep is None:
+        return s
+    rows = rep.tables.get("sizes") or rep.table(None)
+    recs = records(rows)
+    seg_col = pick(rows.columns, "segment", "name")
+    x = pick(rows.columns, "as_of", "snapshot", "computed_at", "day", "date")
+    n_col = pick(rows.columns, "size", "members")
+    if not recs or not (seg_col and x and n_col):
+        return s.no_data(
+            "no data: no segment snapshot in the period (run `mcrm segments compute`)"
+        )
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        by.setdefault(str(r[seg_col]), []).append(r)
+    # the largest segments (by their latest size), so a phone screen stays readable
+    ranked = sorted(by, key=lambda k: (-(num(by[k][-1][n_col]) or 0.0), k))
+    shown = ranked[:MAX_SEGMENT_LINES]
+    if len(ranked) > len(shown):
+        s.notes.append(
+            f"the {len(shown)} largest of {len(ranked)} segments are drawn; "
+            "`mcrm report segments` lists them all"
+        )
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": pt(name),
+            "x": [label(r[x]) for r in by[name]],
+            "y": [num(r[n_col]) for r in by[name]],
+        }
+        for name in shown
+    ]
+    s.figures.append(figure(data, "Segment sizes per snapshot", height=380))
+    return s
+
+
+def planned_campaigns(con: duckdb.DuckDBPyConnection, period: Period) -> list[str]:
+    """Campaigns with a plan whose as-of instant falls in the period, by name."""
+    rows = con.execute(
+        "SELECT DISTINCT campaign FROM campaign_plans WHERE as_of >= ? AND as_of <= ? "
+        "ORDER BY campaign",
+        [period.start_ts, period.end_ts],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _campaign_description(ctx: _Ctx, name: str) -> str | None:
+    from mcrm.campaigns.engine import load
+
+    try:
+        c, _ = load(ctx.ws, name)
+    except McrmError:
+        return None
+    return c.description
+
+
+def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
+    names = (
+        list(ctx.opts.campaigns)
+        if ctx.opts.campaigns is not None
+        else planned_campaigns(ctx.con, ctx.period)
+    )
+    if not names:
+        return s.no_data(
+            "no data: no campaign was planned in the period "
+            "(run `mcrm campaigns plan NAME`, or pass --campaign NAME)"
+        )
+    if not has_module("mcrm.reports.campaign"):
+        return s.no_data("no data: this mcrm has no `mcrm report campaign` yet")
+    parts: list[str] = []
+    for name in names:
+        sub = Section("campaign", name)
+        rep = _report(ctx, "campaign", sub, name=name)
+        desc = _campaign_description(ctx, name)
+        head = f"<h3>{esc(name)}</h3>" + (f'<p class="desc">{esc(desc)}</p>' if desc else "")
+        if rep is None:
+            parts.append(head + f'<div class="nodata">{esc(sub.nodata)}</div>')
+            continue
+        rows = rep.tables.get("uplift") or rep.table(None)
+        recs = [
+            r for r in records(rows) if r.get("uplift") is not None or r.get("ci_low") is not None
+        ]
+        allrecs = records(rows)
+        cols = [
+            c
+            for c in (
+                "variant",
+                "n",
+                "conversions",
+                "rate",
+                "uplift",
+                "ci_low",
+                "ci_high",
+                "verdict",
+            )
+            if c in rows.columns
+        ]
+        table = table_markup(
+            cols,
+            [
+                [fmt(r[c], c in ("rate", "uplift", "ci_low", "ci_high")) for c in cols]
+                for r in allrecs
+            ],
+        )
+        fig_idx = len(s.figures)
+        if recs:
+            ups = [num(r["uplift"]) for r in recs]
+            lo = [num(r.get("ci_low")) for r in recs]
+            hi = [num(r.get("ci_high")) for r in recs]
+            colours = [
+                {"uplift": "#16a34a", "negative": "#dc2626"}.get(str(r.get("verdict")), "#64748b")
+                for r in recs
+            ]
+            s.figures.append(
+                figure(
+                    [
+                        {
+                            "type": "scatter",
+                            "mode": "markers",
+                            "y": [label(r["variant"]) for r in recs],
+                            "x": ups,
+                            "marker": {"size": 12, "color": colours},
+                            "error_x": {
+                                "type": "data",
+                                "symmetric": False,
+                                "array": [
+                                    None if h is None or u is None else h - u
+                                    for u, h in zip(ups, hi, strict=True)
+                                ],
+                                "arrayminus": [
+                                    None if lw is None or u is None else u - lw
+                                    for u, lw in zip(ups, lo, strict=True)
+                                ],
+                                "thickness": 2,
+                                "width": 6,
+                            },
+                            "customdata": [
+                                [
+                                    pt(r.get("verdict")),
+                                    fmt(r.get("ci_low"), True),
+                                    fmt(r.get("ci_high"), True),
+                                ]
+                                for r in recs
+                            ],
+                            "hovertemplate": "%{y}: %{x:.2%} [%{customdata[1]}, "
+                            "%{customdata[2]}] %{customdata[0]}<extra></extra>",
+                        }
+                    ],
+                    f"Uplift vs holdout, 95% CI: {name}",
+                    showlegend=False,
+                    height=max(200, 60 * len(recs) + 110),
+                    xaxis={
+                        "tickformat": ".1%",
+                        "zeroline": True,
+                        "zerolinewidth": 2,
+                        "zerolinecolor": "#475569",
+                    },
+                    yaxis={"type": "category", "automargin": True},
+                )
+            )
+            parts.append(head + f'<div class="chart" data-fig="{fig_idx}"></div>' + table)
+        else:
+            parts.append(
+                head
+                + '<div class="nodata">no data: no holdout comparison yet (no recipients with '
+                "a goal window that has ended, or no holdout)</div>" + table
+            )
+        for n in sub.notes:
+            s.notes.append(f"{name}: {n}")
+    s.markup = "".join(parts)
+    s.intro = "Per variant: conversion uplift against the holdout with its 95% interval."
+    return s
+
+
+def sec_clv(ctx: _Ctx, s: Section) -> Section:
+    exists = ctx.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
+    ).fetchall()[0][0]
+    if not exists:
+        return s.no_data("no data: no predictions (run `mcrm predict clv`)")
+    cols = [
+        str(r[0])
+        for r in ctx.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'predictions' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    if "clv" not in cols:
+        return s.no_data("no data: the predictions table has no clv column")
+    run_col = pick(cols, "run_id")
+    where = ""
+    if run_col:
+        where = f"WHERE {run_col} = (SELECT max({run_col}) FROM predictions)"
+    values = [
+        float(r[0])
+        for r in ctx.con.execute(
+            f"SELECT CAST(clv AS DOUBLE) FROM predictions {where} ORDER BY 1"
+        ).fetchall()
+        if r[0] is not None
+    ]
+    if not values:
+        return s.no_data("no data: no predictions (run `mcrm predict clv`)")
+    n = len(values)
+    median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+    p90 = values[min(n - 1, math.ceil(0.9 * n) - 1)]
+    s.intro = (
+        f"{n} customers; median CLV {median:,.2f}, 90th percentile {p90:,.2f}, total "
+        f"{sum(values):,.2f} ({ctx.ws.settings.base_currency})"
+    )
+    s.figures.append(
+        figure(
+            [{"type": "histogram", "x": values, "nbinsx": 40, "marker": {"color": PALETTE[4]}}],
+            "CLV per customer (latest prediction run)",
+            showlegend=False,
+            xaxis={"title": {"text": f"CLV ({pt(ctx.ws.settings.base_currency)})"}},
+            yaxis={"title": {"text": "customers"}},
+            bargap=0.05,
+        )
+    )
+    return s
+
+
+SECTIONS: tuple[tuple[str, str, SectionFn], ...] = (
+    ("kpi", "Key figures", sec_kpi),
+    ("acquisition", "Acquisition by source", sec_acquisition),
+    ("cohorts", "Cohort retention", sec_cohorts),
+    ("funnel", "Funnel", sec_funnel),
+    ("rfm", "RFM grid", sec_rfm),
+    ("lifecycle", "Lifecycle", sec_lifecycle),
+    ("segments", "Segment sizes over time", sec_segments),
+    ("campaigns", "Campaign uplift", sec_campaigns),
+    ("clv", "CLV distribution", sec_clv),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# the page
+
+
+def json_for_script(value: Any) -> str:
+    """JSON that is safe inside `<script type="application/json">`: no `<`, `>` or `&`
+    (so no `</script>` or `<!--`), and the line separators JavaScript once choked on."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'"
+)
+
+CSS = """
+:root{--bg:#f8fafc;--card:#fff;--ink:#0f172a;--muted:#64748b;--line:#e2e8f0;--accent:#2563eb}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--ink);
+ font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;overflow-x:hidden}
+header{padding:20px 16px 8px;max-width:1280px;margin:0 auto}
+header h1{margin:0 0 4px;font-size:1.5rem}
+header p{margin:0;color:var(--muted)}
+nav{max-width:1280px;margin:0 auto;padding:4px 16px 8px;display:flex;flex-wrap:wrap;gap:6px}
+nav a{color:var(--accent);text-decoration:none;font-size:.85rem;padding:3px 10px;
+ border:1px solid var(--line);border-radius:999px;background:var(--card)}
+main{max-width:1280px;margin:0 auto;padding:8px 12px 32px;display:grid;gap:16px;
+ grid-template-columns:minmax(0,1fr)}
+@media (min-width:900px){main{grid-template-columns:repeat(2,minmax(0,1fr))}
+ section.wide{grid-column:1/-1}}
+section{background:var(--card);border:1px solid var(--line);border-radius:12px;
+ padding:14px 14px 10px;min-width:0}
+section h2{margin:0 0 4px;font-size:1.1rem}
+section h3{margin:12px 0 2px;font-size:1rem;overflow-wrap:anywhere}
+.intro,.desc{margin:0 0 6px;color:var(--muted);font-size:.9rem;overflow-wrap:anywhere}
+.chart{width:100%;min-height:200px}
+.charts{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,minmax(260px,1fr))}
+.tiles{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));
+ margin:8px 0 12px}
+.tile{border:1px solid var(--line);border-radius:10px;padding:8px 10px;background:var(--bg)}
+.tile-label{color:var(--muted);font-size:.78rem}
+.tile-value{font-size:1.25rem;font-weight:600;overflow-wrap:anywhere}
+.nodata{padding:18px;border:1px dashed var(--line);border-radius:10px;color:var(--muted);
+ background:var(--bg);overflow-wrap:anywhere}
+.notes{margin:8px 0 0;padding-left:18px;color:var(--muted);font-size:.82rem;
+ overflow-wrap:anywhere}
+.table-wrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.85rem;margin:6px 0;white-space:nowrap}
+th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}
+caption{text-align:left;color:var(--muted)}
+#mcrm-errors{display:none}
+#mcrm-errors.has-errors{display:block;max-width:1280px;margin:8px auto;padding:8px 16px;
+ color:#b91c1c;white-space:pre-wrap}
+footer{max-width:1280px;margin:0 auto;padding:0 16px 24px;color:var(--muted);font-size:.8rem}
+"""
+
+# Runs before anything else: every script error, rejected promise and CSP violation lands in
+# #mcrm-errors (visible, and readable by a headless browser test).
+ERRORS_JS = """
+(function(){
+  var errs=[];window.__mcrmErrors=errs;
+  function add(msg){errs.push(String(msg));var el=document.getElementById('mcrm-errors');
+    if(el){var li=document.createElement('li');li.textContent=String(msg);el.appendChild(li);
+    el.className='has-errors';el.setAttribute('data-count',String(errs.length));}}
+  window.__mcrmAddError=add;
+  window.addEventListener('error',function(e){add('error: '+(e.message||e.type)+
+    (e.filename?' ('+e.lineno+':'+e.colno+')':''));});
+  window.addEventListener('unhandledrejection',function(e){add('rejection: '+
+    (e.reason&&e.reason.message?e.reason.message:String(e.reason)));});
+  document.addEventListener('securitypolicyviolation',function(e){
+    add('blocked by the page policy: '+e.violatedDirective+' '+e.blockedURI);});
+})();
+"""
+
+RENDER_JS = """
+(function(){
+  var add=window.__mcrmAddError;
+  var figs;
+  try{figs=JSON.parse(document.getElementById('mcrm-data').textContent).figures;}
+  catch(e){add('data: '+e.message);return;}
+  if(typeof Plotly==='undefined'){add('plotly.js did not load');return;}
+  var config={responsive:true,displaylogo:false,displayModeBar:false};
+  var jobs=[];
+  document.querySelectorAll('div.chart[data-fig]').forEach(function(div){
+    var sec=div.closest('section');var fig=figs[sec.id][Number(div.getAttribute('data-fig'))];
+    if(!fig){add('no figure for '+sec.id+' '+div.getAttribute('data-fig'));return;}
+    try{jobs.push(Plotly.newPlot(div,fig.data,fig.layout,config).catch(function(e){
+      add(sec.id+': '+e.message);}));}
+    catch(e){add(sec.id+': '+e.message);}
+  });
+  Promise.all(jobs).then(function(){
+    document.body.setAttribute('data-rendered',
+      String(document.querySelectorAll('div.chart.js-plotly-plot').length));
+  });
+})();
+"""
+
+
+def _section_html(s: Section) -> str:
+    wide = " wide" if s.key in ("kpi", "campaigns", "cohorts", "segments") else ""
+    parts = [f'<section id="{esc(s.key)}" class="card{wide}" data-section="{esc(s.key)}">']
+    parts.append(f"<h2>{esc(s.title)}</h2>")
+    if s.intro:
+        parts.append(f'<p class="intro">{esc(s.intro)}</p>')
+    if s.nodata is not None:
+        parts.append(f'<div class="nodata">{esc(s.nodata)}</div>')
+    else:
+        parts.append(s.markup)
+        # figures the markup does not place itself are drawn after it
+        placed = s.markup.count('class="chart" data-fig=')
+        rest = range(placed, len(s.figures))
+        if rest:
+            grid = " charts" if s.key == "kpi" else ""
+            parts.append(
+                f'<div class="figs{grid}">'
+                + "".join(f'<div class="chart" data-fig="{i}"></div>' for i in rest)
+                + "</div>"
+            )
+    if s.notes:
+        parts.append(
+            '<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in s.notes) + "</ul>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def page(sections: list[Section], period: Period, opts: HtmlOptions, plotly_js: str) -> str:
+    p = period
+    subtitle = (
+        f"{p.start.isoformat()} – {p.end.isoformat()} ({p.zone}), as of "
+        f"{json_value(p.as_of)}" + (" — the last day is still in progress" if p.partial else "")
+    )
+    data = {"figures": {s.key: s.figures for s in sections if s.nodata is None}}
+    nav = "".join(f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in sections)
+    body = "".join(_section_html(s) for s in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(opts.title)}: {esc(p.start.isoformat())} – {esc(p.end.isoformat())}</title>"
+        f"<style>{CSS}</style><script>{ERRORS_JS}</script></head>\n<body>"
+        f"<header><h1>{esc(opts.title)}</h1><p>{esc(subtitle)}</p></header>"
+        f'<nav aria-label="sections">{nav}</nav>'
+        '<ul id="mcrm-errors" data-count="0"></ul>'
+        f"<main>{body}</main>"
+        "<footer>Made by mcrm report html. Metric definitions: docs/reports.md. "
+        "The page needs no network.</footer>\n"
+        f'<script type="application/json" id="mcrm-data">{json_for_script(data)}</script>\n'
+        f"<script>{plotly_js}</script>\n<script>{RENDER_JS}</script>\n"
+        "</body></html>\n"
+    )
+
+
+def build_html(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, opts: HtmlOptions
+) -> HtmlResult:
+    """Every section, then the page (plotly.js inlined)."""
+    import plotly.offline  # type: ignore[import-untyped]
+
+    ctx = _Ctx(con, ws, period, opts)
+    sections = [fn(ctx, Section(key, title)) for key, title, fn in SECTIONS]
+    text = page(sections, period, opts, plotly.offline.get_plotlyjs())
+    return HtmlResult(text, sections, ctx.warnings)
+
+
+def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> HtmlResult:
+    """Build the page from the workspace database and write it to `out` (UTF-8)."""
+    from mcrm.db import open_db
+
+    if not opts.funnel or any(not s.strip() for s in opts.funnel):
+        raise UsageError("--funnel needs event names separated by commas, e.g. view,cart,buy")
+    with open_db(ws) as con:
+        result = build_html(con, ws, period, opts)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}") from None
+    return result
