@@ -110,6 +110,7 @@ def _register() -> None:
     # one import per report module; each decorates `app`
     import mcrm.cli.report_campaign  # noqa: F401
     import mcrm.cli.report_cohorts  # noqa: F401
+    import mcrm.cli.report_html  # noqa: F401
     import mcrm.cli.report_messaging  # noqa: F401
     import mcrm.cli.report_overview  # noqa: F401
     pass
