@@ -349,10 +349,12 @@ MESSAGE_EVENTS = Kind(
     need=(("type",), ("timestamp",)),
     checks=(
         (
-            "type NOT IN ('sent','delivered','opened','clicked','bounced','unsubscribed',"
-            "'spam_report','failed','dropped','converted')",
-            "'type must be one of sent, delivered, opened, clicked, bounced, unsubscribed, "
-            "spam_report, failed, dropped, converted; found ''' || coalesce(type, '') || ''''",
+            "type NOT IN ('sent','processed','delivered','deferred','opened','clicked',"
+            "'bounced','unsubscribed','resubscribed','spam_report','failed','dropped',"
+            "'converted')",
+            "'type must be one of sent, processed, delivered, deferred, opened, clicked, "
+            "bounced, unsubscribed, resubscribed, spam_report, failed, dropped, converted; "
+            "found ''' || coalesce(type, '') || ''''",
         ),
         (
             "channel IS NOT NULL AND channel NOT IN " + CHANNELS,

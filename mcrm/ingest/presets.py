@@ -49,7 +49,7 @@ def register(preset: Preset) -> None:
 
 
 def get_preset(name: str, kind: Kind) -> Preset:
-    from mcrm.ingest import vendors  # noqa: F401  (registers the presets)
+    from mcrm.ingest import message_presets, vendors  # noqa: F401  (registers the presets)
 
     if name not in PRESETS:
         raise UsageError(
