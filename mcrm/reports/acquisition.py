@@ -198,7 +198,9 @@ def build(
         "roi_90",
     ]
 
-    def row(key: tuple[str, ...], u: tuple[Any, ...] | None, c: tuple[Any, ...] | None) -> tuple:
+    def row(
+        key: tuple[str, ...], u: tuple[Any, ...] | None, c: tuple[Any, ...] | None
+    ) -> tuple[Any, ...]:
         u = u or (0, 0, 0, 0, 0, 0, 0, zero, zero, 0, 0, zero, zero)
         inst, acqd, firsts_n, im30, conv = (int(v) for v in u[:5])
         m30, i30, rev30, irev30, m90, i90, rev90, irev90 = u[5:]
