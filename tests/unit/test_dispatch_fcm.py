@@ -204,7 +204,7 @@ def test_results_keep_input_order_under_concurrency(fcm_fake: FcmFake, sa: Path)
     kinds = ["ok", "unregistered", "invalid", "internal", "mismatch", "unavailable"] * 6
     batch = [msg(i, f"{k}-{i}") for i, k in enumerate(kinds)]
     a = make(fcm_fake, sa, concurrency=8)
-    assert a.max_batch == 64
+    assert a.max_batch == 500  # the default batch (rows claimed at a time)
     res = a.send(batch)
     a.close()
     assert [r.outbox_id for r in res] == list(range(len(batch)))
@@ -425,6 +425,6 @@ def test_not_a_service_account_file(tmp_path: Path) -> None:
 
 def test_satisfies_the_adapter_contract(fcm_fake: FcmFake, sa: Path) -> None:
     a: Adapter = make(fcm_fake, sa)  # checked by mypy
-    assert (a.name, a.channel, a.max_batch, a.dedupes) == ("fcm", "push", 64, False)
+    assert (a.name, a.channel, a.max_batch, a.dedupes) == ("fcm", "push", 500, False)
     assert a.send([]) == []
     a.close()
