@@ -68,13 +68,15 @@ class Section:
     title: str
     intro: str = ""
     figures: list[dict[str, Any]] = field(default_factory=list)
-    markup: str = ""  # already escaped HTML
+    markup: str = ""  # already escaped HTML, before the charts
+    after: str = ""  # already escaped HTML, after the charts
     nodata: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def no_data(self, message: str) -> Section:
         self.figures = []
         self.markup = ""
+        self.after = ""
         self.nodata = message
         return self
 
@@ -183,11 +185,12 @@ def titled(name: str) -> str:
 def layout(**extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "autosize": True,
-        "margin": {"l": 52, "r": 16, "t": 36, "b": 44},
+        "margin": {"l": 52, "r": 16, "t": 12, "b": 44},
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
-        "legend": {"orientation": "h", "x": 0, "y": -0.18},
+        # above the plot, under the caption: never over the data or the axis labels
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"},
         "colorway": PALETTE,
         "hovermode": "closest",
     }
@@ -196,10 +199,11 @@ def layout(**extra: Any) -> dict[str, Any]:
 
 
 def figure(data: list[dict[str, Any]], title: str, **lay: Any) -> dict[str, Any]:
-    return {
-        "data": data,
-        "layout": layout(title={"text": pt(title), "x": 0, "font": {"size": 14}}, **lay),
-    }
+    """A plotly figure; `title` is the chart's HTML caption (escaped there), not drawn by
+    plotly, so a long title wraps on a phone instead of running under the legend."""
+    legend = bool(lay.get("showlegend", len(data) > 1))
+    lay.setdefault("margin", {"l": 52, "r": 16, "t": 34 if legend else 12, "b": 44})
+    return {"title": title, "data": data, "layout": layout(**lay)}
 
 
 def has_module(name: str) -> bool:
@@ -373,15 +377,7 @@ def sec_kpi(ctx: _Ctx, s: Section) -> Section:
                         showlegend=len(present) > 1,
                         height=240,
                         yaxis={"tickformat": ".0%" if pct else "~s", "rangemode": "tozero"},
-                        margin={"l": 44, "r": 12, "t": 32, "b": 32},
-                        legend={
-                            "orientation": "h",
-                            "x": 1,
-                            "y": 1.02,
-                            "yanchor": "bottom",
-                            "xanchor": "right",
-                            "bgcolor": "rgba(0,0,0,0)",
-                        },
+                        margin={"l": 44, "r": 12, "t": 30 if len(present) > 1 else 8, "b": 32},
                     )
                 )
     if not tiles and not s.figures:
@@ -404,46 +400,53 @@ def sec_acquisition(ctx: _Ctx, s: Section) -> Section:
         )
     xs = [label(r[key]) for r in recs]
 
+    # horizontal bars: a dozen source names stay readable on a phone
+    height = max(240, 26 * len(recs) + 110)
+    hbar: dict[str, Any] = {
+        "height": height,
+        "yaxis": {"type": "category", "automargin": True, "autorange": "reversed"},
+    }
+
     def bars(cols: Sequence[str]) -> list[dict[str, Any]]:
         return [
-            {"type": "bar", "x": xs, "y": [num(r[c]) for r in recs], "name": pt(titled(c))}
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": xs,
+                "x": [num(r[c]) for r in recs],
+                "name": pt(titled(c)),
+            }
             for c in cols
             if c in rows.columns and any(num(r[c]) is not None for r in recs)
         ]
 
     counts = bars(("installs", "first_purchases"))
     if counts:
-        s.figures.append(figure(counts, f"Installs and first purchases by {key}", barmode="group"))
+        s.figures.append(
+            figure(counts, f"Installs and first purchases by {key}", barmode="group", **hbar)
+        )
+    cur = ctx.ws.settings.base_currency
     cost = bars(("cost",))
     if cost:
-        cac = [num(r.get("cac")) for r in recs]
-        if any(v is not None for v in cac):
-            cost.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "x": xs,
-                    "y": cac,
-                    "name": "CAC",
-                    "yaxis": "y2",
-                    "marker": {"size": 10, "color": PALETTE[3]},
-                }
+        s.figures.append(figure(cost, f"Ad cost by {key} ({cur})", **hbar))
+        cac = bars(("cac",))
+        if cac:
+            cac[0]["marker"] = {"color": PALETTE[3]}
+            s.figures.append(
+                figure(cac, f"CAC: cost per first purchase, by {key} ({cur})", **hbar)
             )
-        s.figures.append(
-            figure(
-                cost,
-                f"Ad cost and CAC by {key} ({ctx.ws.settings.base_currency})",
-                yaxis={"title": {"text": "cost"}},
-                yaxis2={"title": {"text": "CAC"}, "overlaying": "y", "side": "right"},
-            )
-        )
     else:
         s.notes.append(
             "no ad spend in the period: cost, CAC, ROAS and ROI need `mcrm import ad-spend`"
         )
     roas = bars(("roas_30", "roas_90"))
     if roas:
-        s.figures.append(figure(roas, f"ROAS by {key} (mature installs)", barmode="group"))
+        which = ", ".join(t["name"].removeprefix("Roas ") + " days" for t in roas)
+        for t in roas:
+            t["name"] = t["name"].replace("Roas", "ROAS")
+        s.figures.append(
+            figure(roas, f"ROAS ({which}, mature installs) by {key}", barmode="group", **hbar)
+        )
     if not s.figures:
         return s.no_data("no data: no installs, first purchases or ad spend in the period")
     return s
@@ -528,7 +531,7 @@ def sec_funnel(ctx: _Ctx, s: Section) -> Section:
         return s
     rows = rep.table(None)
     recs = records(rows)
-    step_col = pick(rows.columns, "step", "event", "name")
+    step_col = pick(rows.columns, "event", "name", "step")
     n_col = pick(rows.columns, "users", "reached", "count", "n")
     conv_col = pick(rows.columns, "overall", "overall_conversion", "conversion")
     if step_col is None or n_col is None:
@@ -540,21 +543,45 @@ def sec_funnel(ctx: _Ctx, s: Section) -> Section:
         return s.no_data(
             f"no data: nobody did `{steps[0]}` in the period (pick other steps: --funnel a,b,c)"
         )
-    text = None
-    if conv_col:
-        text = [fmt(num(r[conv_col]), True) for r in recs]
+    names = [f"{i}. {label(r[step_col])}" for i, r in enumerate(recs, 1)]
     trace: dict[str, Any] = {
         "type": "funnel",
-        "y": [label(r[step_col]) for r in recs],
+        "y": names,
         "x": [num(r[n_col]) for r in recs],
         "textinfo": "value+percent initial",
         "marker": {"color": PALETTE[0]},
+        "hovertemplate": "%{y}: %{x} users, %{percentInitial} of step 1<extra></extra>",
     }
-    if text:
-        trace["customdata"] = text
-        trace["hovertemplate"] = "%{y}: %{x} users (%{customdata} of step 1)<extra></extra>"
-    s.figures.append(figure([trace], "Funnel", yaxis={"automargin": True}))
+    s.figures.append(
+        figure([trace], "Users reaching each step", yaxis={"automargin": True}, height=300)
+    )
+    cols = [
+        c
+        for c in (step_col, n_col, conv_col, "step_conversion", "drop_off", "median_seconds")
+        if c and c in rows.columns
+    ]
+    percent = {conv_col, "step_conversion", "drop_off"}
+    s.after = table_markup(
+        [titled(c) if c != "median_seconds" else "median time to convert" for c in cols],
+        [
+            [_duration(r[c]) if c == "median_seconds" else fmt(r[c], c in percent) for c in cols]
+            for r in recs
+        ],
+    )
     return s
+
+
+def _duration(seconds: Any) -> str:
+    v = num(seconds)
+    if v is None:
+        return "–"
+    if v < 120:
+        return f"{v:.0f} s"
+    if v < 7200:
+        return f"{v / 60:.1f} min"
+    if v < 172800:
+        return f"{v / 3600:.1f} h"
+    return f"{v / 86400:.1f} d"
 
 
 def sec_rfm(ctx: _Ctx, s: Section) -> Section:
@@ -605,7 +632,8 @@ def sec_rfm(ctx: _Ctx, s: Section) -> Section:
             ],
             "RFM grid (recency × frequency)",
             height=420,
-            yaxis={"type": "category"},
+            # R5 (the most recent buyers) on top, F5 (the most frequent) on the right
+            yaxis={"type": "category", "autorange": "reversed"},
             xaxis={"type": "category", "side": "bottom"},
         )
     )
@@ -629,9 +657,10 @@ def sec_lifecycle(ctx: _Ctx, s: Section) -> Section:
     x = pick(rows.columns, "period", "interval", "start", "day", "week", "month", "date")
     if not recs or x is None or not all(b in rows.columns for b, _ in LIFECYCLE_BUCKETS):
         return s.no_data("no data: no activity in the period")
-    xs = [label(r[x]) + ("*" if r.get("partial") else "") for r in recs]
-    if any(r.get("partial") for r in recs):
-        s.notes.append("* the interval is still in progress at the as-of instant (partial)")
+    # interval starts on a date axis: plotly picks readable ticks at any width
+    start = pick(rows.columns, "start", "date", "day")
+    xs = [label(r[start or x]) for r in recs]
+    # (the lifecycle report's own notes say which interval is partial)
     data = []
     for b, colour in LIFECYCLE_BUCKETS:
         sign = -1.0 if b == "dormant" else 1.0
@@ -649,15 +678,7 @@ def sec_lifecycle(ctx: _Ctx, s: Section) -> Section:
             data,
             "Lifecycle per period (dormant below zero)",
             barmode="relative",
-            xaxis={"type": "category", "automargin": True},
-            legend={
-                "orientation": "h",
-                "x": 1,
-                "y": 1.02,
-                "yanchor": "bottom",
-                "xanchor": "right",
-            },
-            margin={"l": 52, "r": 16, "t": 56, "b": 44},
+            xaxis={"type": "date" if start else "category", "automargin": True},
         )
     )
     return s
@@ -690,6 +711,31 @@ def sec_segments(ctx: _Ctx, s: Section) -> Section:
             f"the {len(shown)} largest of {len(ranked)} segments are drawn; "
             "`mcrm report segments` lists them all"
         )
+    if len({str(r[x]) for r in recs}) < 2:
+        # one snapshot: sizes as bars, and what to run for a trend
+        latest = [(name, by[name][-1]) for name in shown]
+        s.notes.append(
+            "one snapshot so far: `mcrm segments compute` on other days (or with --as-of) "
+            "draws the sizes over time"
+        )
+        s.figures.append(
+            figure(
+                [
+                    {
+                        "type": "bar",
+                        "orientation": "h",
+                        "y": [pt(name) for name, _ in latest],
+                        "x": [num(r[n_col]) for _, r in latest],
+                        "marker": {"color": PALETTE[0]},
+                    }
+                ],
+                f"Segment sizes at {label(recs[-1][x])}",
+                showlegend=False,
+                height=max(240, 26 * len(latest) + 90),
+                yaxis={"type": "category", "automargin": True, "autorange": "reversed"},
+            )
+        )
+        return s
     data = [
         {
             "type": "scatter",
@@ -828,7 +874,7 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
                     yaxis={"type": "category", "automargin": True},
                 )
             )
-            parts.append(head + f'<div class="chart" data-fig="{fig_idx}"></div>' + table)
+            parts.append(head + chart_html(s.figures[fig_idx], fig_idx) + table)
         else:
             parts.append(
                 head
@@ -842,51 +888,80 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
     return s
 
 
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """quantile_cont (linear interpolation), as DuckDB and analytics.md §9 use."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
 def sec_clv(ctx: _Ctx, s: Section) -> Section:
-    exists = ctx.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
+    if not has_module("mcrm.predict.run"):
+        return s.no_data("no data: this mcrm has no `mcrm predict clv` yet")
+    from mcrm.predict.run import predictions_sql, run_for
+    from mcrm.segments.compile import ts_lit
+
+    has_table = ctx.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'prediction_runs'"
     ).fetchall()[0][0]
-    if not exists:
-        return s.no_data("no data: no predictions (run `mcrm predict clv`)")
-    cols = [
-        str(r[0])
-        for r in ctx.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'predictions' "
-            "ORDER BY ordinal_position"
-        ).fetchall()
-    ]
-    if "clv" not in cols:
-        return s.no_data("no data: the predictions table has no clv column")
-    run_col = pick(cols, "run_id")
-    where = ""
-    if run_col:
-        where = f"WHERE {run_col} = (SELECT max({run_col}) FROM predictions)"
-    values = [
-        float(r[0])
-        for r in ctx.con.execute(
-            f"SELECT CAST(clv AS DOUBLE) FROM predictions {where} ORDER BY 1"
-        ).fetchall()
-        if r[0] is not None
-    ]
+    if not has_table:
+        return s.no_data("no data: no CLV predictions yet: run `mcrm predict clv`")
+    try:
+        run_id, run_as_of = run_for(ctx.con, ctx.period.end_ts)
+    except McrmError as e:
+        return s.no_data(f"no data: {e}" + (f" ({e.hint})" if e.hint else ""))
+    rows = ctx.con.execute(
+        "SELECT CAST(q.clv AS DOUBLE), q.p_alive "
+        f"FROM ({predictions_sql(ts_lit(ctx.period.end_ts))}) q ORDER BY 1, 2"
+    ).fetchall()
+    values = [float(r[0]) for r in rows if r[0] is not None]
+    alive = [float(r[1]) for r in rows if r[1] is not None]
     if not values:
-        return s.no_data("no data: no predictions (run `mcrm predict clv`)")
+        return s.no_data(f"no data: prediction run {run_id} holds no customer")
+    cur = ctx.ws.settings.base_currency
     n = len(values)
-    median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-    p90 = values[min(n - 1, math.ceil(0.9 * n) - 1)]
+    p99 = _quantile(values, 0.99)
+    shown = [v for v in values if v <= p99]
     s.intro = (
-        f"{n} customers; median CLV {median:,.2f}, 90th percentile {p90:,.2f}, total "
-        f"{sum(values):,.2f} ({ctx.ws.settings.base_currency})"
+        f"Run {run_id} as of {json_value(run_as_of)}: {n} customers; median CLV "
+        f"{_quantile(values, 0.5):,.2f} {cur}, 90th percentile {_quantile(values, 0.9):,.2f}, "
+        f"total {sum(values):,.2f}"
     )
+    if len(shown) < n:
+        s.notes.append(
+            f"the histogram stops at the 99th percentile ({p99:,.2f} {cur}); "
+            f"{n - len(shown)} customer(s) above it are left out of the chart only"
+        )
     s.figures.append(
         figure(
-            [{"type": "histogram", "x": values, "nbinsx": 40, "marker": {"color": PALETTE[4]}}],
-            "CLV per customer (latest prediction run)",
+            [{"type": "histogram", "x": shown, "nbinsx": 40, "marker": {"color": PALETTE[4]}}],
+            "CLV per customer",
             showlegend=False,
-            xaxis={"title": {"text": f"CLV ({pt(ctx.ws.settings.base_currency)})"}},
+            xaxis={"title": {"text": f"CLV ({pt(cur)})"}},
             yaxis={"title": {"text": "customers"}},
             bargap=0.05,
         )
     )
+    if alive:
+        s.figures.append(
+            figure(
+                [
+                    {
+                        "type": "histogram",
+                        "x": alive,
+                        "xbins": {"start": 0, "end": 1.0001, "size": 0.05},
+                        "marker": {"color": PALETTE[5]},
+                    }
+                ],
+                "Probability alive",
+                showlegend=False,
+                xaxis={"tickformat": ".0%", "range": [0, 1]},
+                yaxis={"title": {"text": "customers"}},
+                bargap=0.05,
+                height=260,
+            )
+        )
     return s
 
 
@@ -897,10 +972,12 @@ SECTIONS: tuple[tuple[str, str, SectionFn], ...] = (
     ("funnel", "Funnel", sec_funnel),
     ("rfm", "RFM grid", sec_rfm),
     ("lifecycle", "Lifecycle", sec_lifecycle),
+    ("clv", "CLV distribution", sec_clv),
     ("segments", "Segment sizes over time", sec_segments),
     ("campaigns", "Campaign uplift", sec_campaigns),
-    ("clv", "CLV distribution", sec_clv),
 )
+WIDE = frozenset({"kpi", "acquisition", "cohorts", "segments", "campaigns"})
+"""Sections that span both columns on a wide screen (the others pair up)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -946,6 +1023,8 @@ section{background:var(--card);border:1px solid var(--line);border-radius:12px;
 section h2{margin:0 0 4px;font-size:1.1rem}
 section h3{margin:12px 0 2px;font-size:1rem;overflow-wrap:anywhere}
 .intro,.desc{margin:0 0 6px;color:var(--muted);font-size:.9rem;overflow-wrap:anywhere}
+figure.plot{margin:0;min-width:0}
+figcaption{font-weight:600;font-size:.9rem;margin:6px 0 2px;overflow-wrap:anywhere}
 .chart{width:100%;min-height:200px}
 .charts{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,minmax(260px,1fr))}
 .tiles{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));
@@ -1010,8 +1089,17 @@ RENDER_JS = """
 """
 
 
+def chart_html(fig: dict[str, Any], index: int) -> str:
+    """A chart's place: its caption and the div plotly draws in (figure `index` of the
+    section's figures in the page data)."""
+    return (
+        f'<figure class="plot"><figcaption>{esc(fig.get("title", ""))}</figcaption>'
+        f'<div class="chart" data-fig="{index}"></div></figure>'
+    )
+
+
 def _section_html(s: Section) -> str:
-    wide = " wide" if s.key in ("kpi", "campaigns", "cohorts", "segments") else ""
+    wide = " wide" if s.key in WIDE else ""
     parts = [f'<section id="{esc(s.key)}" class="card{wide}" data-section="{esc(s.key)}">']
     parts.append(f"<h2>{esc(s.title)}</h2>")
     if s.intro:
@@ -1024,12 +1112,13 @@ def _section_html(s: Section) -> str:
         placed = s.markup.count('class="chart" data-fig=')
         rest = range(placed, len(s.figures))
         if rest:
-            grid = " charts" if s.key == "kpi" else ""
+            grid = " charts" if s.key in ("kpi", "acquisition", "clv") else ""
             parts.append(
                 f'<div class="figs{grid}">'
-                + "".join(f'<div class="chart" data-fig="{i}"></div>' for i in rest)
+                + "".join(chart_html(s.figures[i], i) for i in rest)
                 + "</div>"
             )
+        parts.append(s.after)
     if s.notes:
         parts.append(
             '<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in s.notes) + "</ul>"
