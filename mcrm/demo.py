@@ -4,7 +4,8 @@
   exports (Amplitude, AppsFlyer, Firebase, Shopify) plus canonical CSVs for the kinds no
   vendor supplies. Deterministic: the same seed gives byte-identical files.
 - `generate_scale` writes big canonical CSVs for benchmarks, generated inside DuckDB.
-- `run` is `mcrm demo`: generate if needed, import everything, show stats and one profile.
+- `run` is `mcrm demo`: generate if needed, import everything, show stats and one profile,
+  and write the HTML report (`.mcrm/report.html`).
 """
 
 from __future__ import annotations
@@ -2878,7 +2879,30 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
         if not quiet:
             err.print(f"one customer across the app and the shop: mcrm users show {uid}")
         render.profile(api.user_profile(ws, uid))
+    _demo_report(ws, quiet)
     return code
+
+
+def _demo_report(ws: Workspace, quiet: bool) -> None:
+    """Write the HTML report (every chart, no network needed) as of the sample's last event."""
+    from mcrm import api
+    from mcrm.output import console
+    from mcrm.reports.common import period
+    from mcrm.reports.html import HtmlOptions, write_html
+
+    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
+    if last is None:
+        return
+    as_of = last.replace(microsecond=0)
+    out = ws.db_path.parent / "report.html"
+    p = period(ws.settings.timezone, None, None, as_of, 90)
+    result = write_html(ws, p, out, HtmlOptions())
+    if not quiet:
+        console().print(
+            f"report with {result.charts} charts: {ws.rel(out)} (open it in a browser); same as: "
+            f"mcrm report html --out {ws.rel(out)} --as-of {as_of:%Y-%m-%dT%H:%M:%S}Z",
+            markup=False,
+        )
 
 
 DEMO_CAMPAIGN = "winback_dormant"

@@ -20,7 +20,8 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 7,
 ) -> int:
     """Run the sample workspace end to end: import every file in data/ with its preset,
-    compute the segments of segments.yaml, and show the RFM grid and one merged customer."""
+    compute the segments of segments.yaml, show the RFM grid and one merged customer, and
+    write the HTML report with every chart to .mcrm/report.html."""
     from mcrm.demo import run
 
     return run(workspace(ctx), generate=generate, users=users, seed=seed, quiet=state(ctx).quiet)
