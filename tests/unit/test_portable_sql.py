@@ -294,6 +294,8 @@ COVERAGE: dict[str, dict[str, Any]] = {
         "sms": {"where": {"reachable": "sms"}},
         "inapp": {"where": {"reachable": "inapp"}},
         "bucket": {"where": {"bucket": {"percent": 10, "salt": "spring"}}},
+        "p_alive": {"where": {"p_alive": {"lt": 0.3}}},
+        "clv": {"where": {"clv": {"between": [100, 500]}}},
         "combinators": {
             "where": {"any": [{"segment": "near"}, {"not": {"all": [{"segment": "tier"}]}}]}
         },
