@@ -303,7 +303,9 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         prep,
         events,
         consents,
-        f"_event IN ({unsub}) AND (_user IS NOT NULL OR _address IS NOT NULL)",
+        f"_event IN ({unsub}) AND (_user IS NOT NULL OR _address IS NOT NULL) AND "
+        # an event imported before already had its effect (its time may differ per export)
+        "(_event_id IS NULL OR _event_id NOT IN (SELECT event_id FROM message_events))",
         inv,
         "_invalid AND (_address IS NOT NULL OR _ref IS NOT NULL)",
         bad + missing,
@@ -402,7 +404,9 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
     con.execute(
         f"CREATE TEMP TABLE {prep}_stop AS SELECT p.*, v.purpose AS _purpose FROM {prep} p, "
         "(VALUES ('marketing'), ('transactional')) v(purpose) "
-        f"WHERE p._err = '{TWILIO_STOP}' AND p._uid IS NOT NULL"
+        f"WHERE p._err = '{TWILIO_STOP}' AND p._uid IS NOT NULL AND 'twilio:' || p._sid || ':' "
+        # a callback imported before (from another log of it) already revoked
+        "|| p._status NOT IN (SELECT event_id FROM message_events)"
     )
     src = _by_line(src)
     staged = stager.finish(KINDS["message-events"], prep, events, {}, opts, src)
