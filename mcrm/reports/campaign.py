@@ -148,7 +148,8 @@ def goal_sql(event: str, as_of: dt.datetime) -> str:
 
 
 def per_unit_sql(c: Campaign, period: Period) -> str:
-    """Per measured user: grp, converted, revenue (DECIMAL), sent, redemptions, window_open."""
+    """Per measured user: grp, converted, revenue (DECIMAL), sent, redemptions, window_open,
+    unconverted (paid orders in the window without a base-currency amount)."""
     from mcrm.segments.compile import ts_lit
 
     assert c.goal is not None
@@ -161,7 +162,8 @@ def per_unit_sql(c: Campaign, period: Period) -> str:
              WHERE p.status = 'paid' AND p.user_id IS NOT NULL AND p.ts <= {d}),
     conv AS (SELECT u.user_id FROM u JOIN gl ON gl.user_id = u.user_id
              AND gl.ts >= u.anchor AND gl.ts <= u.anchor + {w} GROUP BY u.user_id),
-    rev AS (SELECT u.user_id, sum(p.amount_base) AS revenue FROM u JOIN paid p
+    rev AS (SELECT u.user_id, sum(p.amount_base) AS revenue,
+                   count(*) FILTER (WHERE p.amount_base IS NULL) AS unconverted FROM u JOIN paid p
             ON p.user_id = u.user_id AND p.ts >= u.anchor AND p.ts <= u.anchor + {w}
             GROUP BY u.user_id),
     snt AS (SELECT u.user_id FROM u JOIN message_events m ON m.user_id = u.user_id
@@ -179,7 +181,8 @@ def per_unit_sql(c: Campaign, period: Period) -> str:
            coalesce(rev.revenue, CAST(0 AS DECIMAL(18, 3))) AS revenue,
            snt.user_id IS NOT NULL AS sent,
            coalesce(red.n, 0) AS redemptions,
-           u.anchor + {w} > {d} AS window_open
+           u.anchor + {w} > {d} AS window_open,
+           coalesce(rev.unconverted, 0) AS unconverted
     FROM u LEFT JOIN conv ON conv.user_id = u.user_id
     LEFT JOIN rev ON rev.user_id = u.user_id
     LEFT JOIN snt ON snt.user_id = u.user_id
@@ -192,7 +195,8 @@ def _agg_sql(c: Campaign, period: Period) -> str:
         "count(*) FILTER (WHERE converted) AS x, sum(revenue) AS s, "
         "sum(revenue * revenue) AS ss, sum(redemptions) AS red, "
         "count(*) FILTER (WHERE redemptions > 0) AS redeemers, "
-        "count(*) FILTER (WHERE window_open) AS open_windows"
+        "count(*) FILTER (WHERE window_open) AS open_windows, "
+        "sum(unconverted) AS unconverted"
     )
     return f"""
     WITH pu AS ({per_unit_sql(c, period)})
@@ -239,8 +243,9 @@ class _G:
         return Moments(self.n, float(self.revenue), self.ss)
 
 
-def _r(v: float | None, nd: int = 6) -> float | None:
-    return None if v is None else round(v, nd)
+def _r(v: float | None) -> float | None:
+    """A ratio as computed (DOUBLE, analytics.md §0: rounded only for display)."""
+    return v
 
 
 def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: str) -> Report:
@@ -261,8 +266,9 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
             f"campaign '{name}' has no stored plans: nothing was assigned to measure",
             hint=f"plan it first: mcrm campaigns plan {name}",
         )
-    _check_fx(con, c, period)
     rows = con.execute(_agg_sql(c, period)).fetchall()
+    if any(r[9] for r in rows):
+        _check_fx(con, c, period)
     groups = {str(r[0]): _G(r) for r in rows}
     variants = [v.name for v in c.variants]
     if not any(groups[g].n for g in groups if g != ALL):
@@ -272,7 +278,7 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
             hint="pick the range of its planned send times with --from / --to "
             "(mcrm campaigns plan shows them)",
         )
-    empty = _G(("", 0, 0, 0, None, None, 0, 0, 0))
+    empty = _G(("", 0, 0, 0, None, None, 0, 0, 0, 0))
     order = [*variants, *(g for g in groups if g not in (*variants, ALL, HOLDOUT))]
     treat = [(v, groups.get(v, empty)) for v in order]
     if len(variants) > 1:
@@ -320,13 +326,13 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
                 (
                     label,
                     g.n,
-                    _r(ratio(float(g.revenue), g.n), 4),
-                    _r(ratio(float(hold.revenue), hold.n), 4),
-                    _r(g.moments.mean - (hold.moments.mean or 0.0), 4)
+                    _r(ratio(float(g.revenue), g.n)),
+                    _r(ratio(float(hold.revenue), hold.n)),
+                    _r(g.moments.mean - (hold.moments.mean or 0.0))
                     if g.moments.mean is not None
                     else None,
-                    _r(wci.low, 4) if wci else None,
-                    _r(wci.high, 4) if wci else None,
+                    _r(wci.low) if wci else None,
+                    _r(wci.high) if wci else None,
                     verdict(wci) if wci else None,
                 )
             )
@@ -335,7 +341,7 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
                 (label, g.n, g.x, ratio(g.x, g.n), None, None, None, None, None, None, None)
             )
             rev_rows.append(
-                (label, g.n, _r(ratio(float(g.revenue), g.n), 4), None, None, None, None, None)
+                (label, g.n, _r(ratio(float(g.revenue), g.n)), None, None, None, None, None)
             )
     uplift_rows.append(
         (HOLDOUT, hold.n, hold.x, ratio(hold.x, hold.n), *([None] * 7))
@@ -388,7 +394,7 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
                 g.x,
                 ratio(g.x, g.n),
                 g.revenue.quantize(Decimal("0.01")),
-                _r(ratio(float(g.revenue), g.n), 4),
+                _r(ratio(float(g.revenue), g.n)),
                 g.redemptions,
                 g.redeemers,
                 g.open_windows,
@@ -536,14 +542,14 @@ def global_control(
             _r(ci.low) if ci else None,
             _r(ci.high) if ci else None,
             verdict(ci) if ci else None,
-            _r(m_r.mean, 4),
-            _r(wci.estimate, 4) if wci else None,
-            _r(wci.low, 4) if wci else None,
-            _r(wci.high, 4) if wci else None,
+            _r(m_r.mean),
+            _r(wci.estimate) if wci else None,
+            _r(wci.low) if wci else None,
+            _r(wci.high) if wci else None,
         )
     )
     rows.append(
-        ("global control", n_c, x_c, ratio(x_c, n_c), *([None] * 4), _r(m_c.mean, 4))
+        ("global control", n_c, x_c, ratio(x_c, n_c), *([None] * 4), _r(m_c.mean))
         + (None, None, None)
     )
     return Rows(
