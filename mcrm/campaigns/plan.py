@@ -238,7 +238,9 @@ def build(
             addr = (
                 "TRUE",
                 "u.email IS NOT NULL AND regexp_matches(u.email, "
-                "'^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')",
+                "'^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')"
+                # the invalid-address registry (hard bounces, imported or from SMTP answers)
+                + _not_invalid("email", "lower(trim(u.email))", d),
                 "no_address",
             )
         elif ch == "sms":
@@ -246,7 +248,7 @@ def build(
             addr = (
                 "TRUE",
                 f"u.phone IS NOT NULL AND regexp_matches(u.phone, '{E164}') AND u.phone NOT IN "
-                "(SELECT phone FROM plan_bad_phones)",
+                "(SELECT phone FROM plan_bad_phones)" + _not_invalid("sms", "trim(u.phone)", d),
                 "no_address",
             )
         else:
@@ -494,6 +496,15 @@ def sms_number_ok(phone: str) -> bool:
     return bool(
         phonenumbers.is_valid_number(p)
         and phonenumbers.number_type(p) != phonenumbers.PhoneNumberType.FIXED_LINE
+    )
+
+
+def _not_invalid(channel: str, address: str, d: str) -> str:
+    """SQL: the address is not in the invalid-address registry as of `d` (the hash of
+    mcrm.dispatch.core.address_hash)."""
+    return (
+        f" AND sha256('{channel}:' || {address}) NOT IN (SELECT address_hash FROM "
+        f"invalid_addresses WHERE channel = '{channel}' AND invalid_at <= {d})"
     )
 
 
