@@ -222,7 +222,7 @@ def emit(
     err = console()
     for w in report.warnings:
         err.print(f"warning: {w}", markup=False)
-    if f in (Format.csv, Format.parquet) or table is not None:
+    if f in (Format.csv, Format.parquet) or (table is not None and f is not Format.table):
         write_rows(report.table(table), f, out, raw)
     elif f is Format.json:
         data = (json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n").encode()
@@ -240,21 +240,78 @@ def emit(
         import io
 
         buf = io.BytesIO()
-        for i, (name, rows) in enumerate(report.tables.items()):
-            if i:
-                buf.write(b"\n")
-            titled = Rows(
-                rows.columns,
-                rows.rows,
-                rows.json_columns,
-                rows.title or name,
-                rows.percent_columns,
-            )
-            write_rows(titled, Format.table, None, raw, stream=buf)
+        chosen = {table: report.table(table)} if table is not None else report.tables
+        first = True
+        for name, rows in chosen.items():
+            for part in fit_width(rows, name, _table_width()):
+                if not first:
+                    buf.write(b"\n")
+                first = False
+                write_rows(part, Format.table, None, raw, stream=buf)
         _write_bytes(buf.getvalue(), out)
     if not quiet:
         for n in report.notes:
             err.print(f"note: {n}", markup=False)
+
+
+def _table_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
+
+
+def _is_key(v: Any) -> bool:
+    return v is None or isinstance(v, str | dt.date)
+
+
+def fit_width(rows: Rows, name: str, width: int) -> list[Rows]:
+    """A table for people that fits `width` columns: as it is when it fits; a short table
+    (up to 6 rows) turned on its side (one row per column, one column per row, headed by the
+    row's leading text cells); a long one split into column groups that each repeat the leading
+    text columns (the row's keys). Values are formatted as the table format shows them."""
+    from mcrm.output import table_value
+
+    data = [tuple(r) for r in rows.rows]
+    title = rows.title or name
+    cols = rows.columns
+    pct = rows.percent_columns
+    cells = [[table_value(v, c in pct) for c, v in zip(cols, r, strict=True)] for r in data]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) + 3 for i, c in enumerate(cols)]
+    if sum(widths) <= width or len(cols) <= 2:
+        return [Rows(cols, data, rows.json_columns, title, pct)]
+    nkeys = 0
+    while nkeys < min(2, len(cols) - 1) and all(_is_key(r[nkeys]) for r in data):
+        nkeys += 1
+    if 0 < len(data) <= 6:
+        heads = [
+            " ".join(x for x in row[:nkeys] if x and x != "–") or str(i + 1)
+            for i, row in enumerate(cells)
+        ]
+        turned = [(c, *(row[i] for row in cells)) for i, c in enumerate(cols) if i >= nkeys]
+        return [Rows(["metric", *heads], turned, frozenset(), title, frozenset())]
+    keys = list(range(nkeys))
+    room = width - sum(widths[i] for i in keys)
+    groups: list[list[int]] = [[]]
+    used = 0
+    for i in range(nkeys, len(cols)):
+        if groups[-1] and used + widths[i] > room:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += widths[i]
+    out = []
+    for g, idx in enumerate(groups):
+        pick = keys + idx
+        out.append(
+            Rows(
+                [cols[i] for i in pick],
+                [tuple(row[i] for i in pick) for row in cells],
+                frozenset(),
+                f"{title} ({g + 1}/{len(groups)})" if len(groups) > 1 else title,
+                frozenset(),
+            )
+        )
+    return out
 
 
 def _write_bytes(data: bytes, out: Path | None) -> None:
