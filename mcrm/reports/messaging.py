@@ -395,9 +395,9 @@ def build(
         )
 
     notes = []
-    no_receipts = sorted(
-        {str(r["channel"]) for r in grouped + totals if r["sent"] and not r["receipts"]}
-    )
+    no_receipts = [
+        "/".join(str(r[k]) for k in keys) for r in grouped if r["sent"] and not r["receipts"]
+    ]
     if no_receipts:
         notes.append(
             f"no delivery receipts for {', '.join(no_receipts)}: delivered and delivery rate "
