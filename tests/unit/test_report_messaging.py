@@ -63,12 +63,16 @@ def generate(seed: int) -> dict[str, list[Any]]:
             continue
         out["sent"].append((key, user, camp, ch, sent))
 
-        def ev(typ: str, ts: dt.datetime, linked: bool = True, **props: Any) -> None:
+        def ev(
+            typ: str,
+            ts: dt.datetime,
+            linked: bool = True,
+            msg: tuple[str, str, str, str] = (key, user, camp, ch),
+            **props: Any,
+        ) -> None:
             if linked:
-                props["mcrm_id"] = key
-            out["events"].append(
-                (f"e{len(out['events'])}", typ, ts, user, camp, ch, json.dumps(props))
-            )
+                props["mcrm_id"] = msg[0]
+            out["events"].append((f"e{len(out['events'])}", typ, ts, *msg[1:], json.dumps(props)))
 
         late = AS_OF + dt.timedelta(hours=1)
         if ch == "email":
