@@ -159,7 +159,7 @@ def expected(data: dict[str, list[Any]], start: dt.datetime, end: dt.datetime) -
     flags: dict[str, set[str]] = defaultdict(set)
 
     def credit(key: str | None, user: str, camp: str, ch: str, ts: dt.datetime, flag: str) -> None:
-        if key not in sent:
+        if key is None or key not in sent:
             cands = [
                 (t, k)
                 for k, (u, c, h, t) in sent.items()
