@@ -417,7 +417,8 @@ def sec_acquisition(ctx: _Ctx, s: Section) -> Section:
                 "name": pt(titled(c)),
             }
             for c in cols
-            if c in rows.columns and any(num(r[c]) is not None for r in recs)
+            # a column of zeros and nulls draws nothing worth a chart
+            if c in rows.columns and any(num(r[c]) for r in recs)
         ]
 
     counts = bars(("installs", "first_purchases"))
@@ -562,7 +563,7 @@ def sec_funnel(ctx: _Ctx, s: Section) -> Section:
     ]
     percent = {conv_col, "step_conversion", "drop_off"}
     s.after = table_markup(
-        [titled(c) if c != "median_seconds" else "median time to convert" for c in cols],
+        [titled(c) if c != "median_seconds" else "Median time" for c in cols],
         [
             [_duration(r[c]) if c == "median_seconds" else fmt(r[c], c in percent) for c in cols]
             for r in recs
@@ -950,13 +951,13 @@ def sec_clv(ctx: _Ctx, s: Section) -> Section:
                     {
                         "type": "histogram",
                         "x": alive,
-                        "xbins": {"start": 0, "end": 1.0001, "size": 0.05},
+                        "xbins": {"start": 0, "end": 1.05, "size": 0.05},
                         "marker": {"color": PALETTE[5]},
                     }
                 ],
                 "Probability alive",
                 showlegend=False,
-                xaxis={"tickformat": ".0%", "range": [0, 1]},
+                xaxis={"tickformat": ".0%", "range": [0, 1.05]},
                 yaxis={"title": {"text": "customers"}},
                 bargap=0.05,
                 height=260,
@@ -1007,7 +1008,7 @@ CSS = """
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
 body{margin:0;background:var(--bg);color:var(--ink);
- font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;overflow-x:hidden}
+ font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header{padding:20px 16px 8px;max-width:1280px;margin:0 auto}
 header h1{margin:0 0 4px;font-size:1.5rem}
 header p{margin:0;color:var(--muted)}
@@ -1082,7 +1083,11 @@ RENDER_JS = """
     catch(e){add(sec.id+': '+e.message);}
   });
   Promise.all(jobs).then(function(){
-    document.body.setAttribute('data-rendered',
+    var b=document.body;
+    // for a headless check: how much was drawn, and whether anything is wider than the window
+    b.setAttribute('data-scroll-width',String(document.documentElement.scrollWidth));
+    b.setAttribute('data-window-width',String(window.innerWidth));
+    b.setAttribute('data-rendered',
       String(document.querySelectorAll('div.chart.js-plotly-plot').length));
   });
 })();
