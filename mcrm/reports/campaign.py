@@ -227,6 +227,22 @@ def _check_fx(con: duckdb.DuckDBPyConnection, c: Campaign, period: Period) -> No
         )
 
 
+def _send_range_hint(con: duckdb.DuckDBPyConnection, name: str, period: Period) -> str:
+    from mcrm.segments.compile import ts_lit
+
+    lo, hi = con.execute(
+        "SELECT min(r.send_at), max(r.send_at) FROM plan_rows r JOIN campaign_plans cp "
+        f"ON cp.plan_id = r.plan_id WHERE cp.campaign = {_lit(name)} "
+        f"AND cp.as_of <= {ts_lit(period.as_of)} AND r.status IN ('planned', 'holdout')"
+    ).fetchall()[0]
+    if lo is None:
+        return "no plan made up to --as-of assigns anyone; plan it: mcrm campaigns plan " + name
+    return (
+        f"its planned sends (up to --as-of) run {lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC; "
+        "pick that range with --from / --to"
+    )
+
+
 class _G:
     """One group's aggregates."""
 
@@ -275,8 +291,7 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
         raise DataError(
             f"campaign '{name}' has no planned sends between {period.start} and "
             f"{period.end} (as of {period.as_of:%Y-%m-%d %H:%M} UTC)",
-            hint="pick the range of its planned send times with --from / --to "
-            "(mcrm campaigns plan shows them)",
+            hint=_send_range_hint(con, name, period),
         )
     empty = _G(("", 0, 0, 0, None, None, 0, 0, 0, 0))
     order = [*variants, *(g for g in groups if g not in (*variants, ALL, HOLDOUT))]
@@ -393,7 +408,7 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
                 g.sent,
                 g.x,
                 ratio(g.x, g.n),
-                g.revenue.quantize(Decimal("0.01")),
+                g.revenue,
                 _r(ratio(float(g.revenue), g.n)),
                 g.redemptions,
                 g.redeemers,
@@ -416,11 +431,18 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
             + (" (add `holdout: 10%` to the campaign)" if c.holdout == 0 else "")
         )
     for label, g in all_groups:
-        if g.n and small_counts(g.x, g.n):
+        # the pooled group is never smaller than a variant: its warning would repeat theirs
+        if label != ALL and g.n and small_counts(g.x, g.n):
             warnings.append(
                 f"{label}: {g.x} conversions of {g.n} recipients: fewer than 5 conversions or "
                 "non-conversions, so the interval is rough"
             )
+    n_assigned = sum(g.n for _l, g in treat if _l != ALL)
+    if n_assigned and not any(g.sent for _l, g in treat):
+        warnings.append(
+            "no message of this campaign was sent to the treatment group in this range "
+            "(plans that were never sent): the comparison measures assignment only"
+        )
     if hold.sent:
         warnings.append(f"{hold.sent} holdout member(s) were sent this campaign anyway")
     report.warnings.extend(warnings)
