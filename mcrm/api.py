@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcrm.config import Workspace
 from mcrm.ingest.readers import ReadOptions
 from mcrm.ingest.run import ImportResult
 from mcrm.output import Rows
+
+if TYPE_CHECKING:
+    from mcrm.predict.run import PredictionRun
 
 
 def import_files(
@@ -188,6 +191,19 @@ def upgrade_db(ws: Workspace) -> tuple[int, int]:
     finally:
         con.close()
     return before, SCHEMA_VERSION
+
+
+def predict_clv(
+    ws: Workspace,
+    horizon_days: float = 365.0,
+    discount: float = 0.1,
+    as_of: dt.datetime | None = None,
+) -> PredictionRun:
+    """`mcrm predict clv`: fit, predict and store a run; returns its `PredictionRun`
+    (`mcrm.predict.run.prediction_rows(ws, run.run_id)` gives the customers)."""
+    from mcrm.predict.run import predict_clv as run
+
+    return run(ws, horizon_days, discount, as_of)
 
 
 def run_sql(ws: Workspace, sql: str) -> Rows:

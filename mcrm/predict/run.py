@@ -10,8 +10,9 @@ Decisions (docs/predict.md says the same for users):
   one cut at the horizon, so with no discount CLV = expected_purchases × expected_aov exactly.
 - **Discount** is an *annual* rate (SPEC shows 0.1), turned into the monthly rate of
   analytics reference §4: d = (1 + d_a)^(1/12) − 1.
-- **Connections.** The summary is read on a read-only connection that is closed before the
-  fit; the write connection is opened only to store the run (DuckDB allows one writer).
+- **Connections.** The summary is read on a connection that is closed before the fit (it
+  upgrades an older schema, as every writing command does); the connection that stores the
+  run is opened after the fit, so the file is not held during it (DuckDB allows one writer).
 - **Which run is "the" prediction.** Segments and templates evaluated as of T read the latest
   run whose as-of is at or before T (`run_for`), never a run that saw later data.
 """
@@ -197,7 +198,9 @@ def predict_clv(
     check_settings(horizon_days, discount)
     t0 = time.perf_counter()
     d = as_of or _now()
-    with open_db(ws) as con:
+    # a writing command: an older schema is upgraded as by imports, but a missing database is
+    # the usual "no database yet" error rather than a new empty file
+    with open_db(ws, write=ws.db_path.exists()) as con:
         data = summarise(con, d, ws.settings.timezone)
     bg, gg, pred, warnings = fit_and_predict(data, horizon_days, discount)
     from mcrm.predict.models import monthly_rate
