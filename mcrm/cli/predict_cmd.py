@@ -87,13 +87,13 @@ def clv(
             markup=False,
         )
         err.print(
-            f"BG/NBD (time in {run.unit}): r={bg.r:.4f} alpha={bg.alpha:.4f} a={bg.a:.4f} "
-            f"b={bg.b:.4f}, log-likelihood {bg.loglik:.2f}",
+            f"BG/NBD (time in {run.unit}): r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+            f"b={bg.b:.4g}, log-likelihood {bg.loglik:.2f}",
             markup=False,
         )
         err.print(
-            f"Gamma-Gamma ({gg.customers} repeaters): p={gg.p:.4f} q={gg.q:.4f} "
-            f"gamma={gg.gamma:.4f}, log-likelihood {gg.loglik:.2f}; population mean order "
+            f"Gamma-Gamma ({gg.customers} repeaters): p={gg.p:.4g} q={gg.q:.4g} "
+            f"gamma={gg.gamma:.4g}, log-likelihood {gg.loglik:.2f}; population mean order "
             f"value {gg.population_mean:.2f} {cur}",
             markup=False,
         )
