@@ -338,3 +338,35 @@ def test_templates_see_prediction(tmp_path: Path, cli: Cli) -> None:
     assert f"n={o['expected_purchases']:.4f} " in body
     assert f"aov={o['expected_aov']} " in body
     assert "as_of=2026-06-30T14:00:00+02:00" in body  # the run's as-of, in the user's zone
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+def test_a_version_5_database_upgrades_to_hold_predictions(tmp_path: Path, cli: Cli) -> None:
+    from mcrm.db import connect
+
+    w, _ = loaded(tmp_path)
+    con = connect(str(w.ws.db_path))
+    try:  # back to what schema version 5 had
+        con.execute("DROP TABLE predictions")
+        con.execute("DROP TABLE prediction_runs")
+        con.execute("DROP SEQUENCE prediction_run_seq")
+        con.execute("UPDATE mcrm_meta SET value = '5' WHERE key = 'schema_version'")
+    finally:
+        con.close()
+    r = cli(w.root, "db", "upgrade")
+    assert r.exit_code == 0, r.stderr
+    assert "schema version 5 -> 6" in r.stderr
+    r = predict(cli, w, "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    assert w.query("SELECT count(*) FROM prediction_runs") == [(1,)]
+
+
+def test_forget_erases_a_persons_predictions(tmp_path: Path, cli: Cli) -> None:
+    w, _ = loaded(tmp_path)
+    assert predict(cli, w, "--format", "json").exit_code == 0
+    assert w.query("SELECT count(*) FROM predictions WHERE user_id = 'c001'") == [(1,)]
+    r = cli(w.root, "users", "forget", "c001", "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert w.query("SELECT count(*) FROM predictions WHERE user_id = 'c001'") == [(0,)]
