@@ -592,7 +592,7 @@ def sec_rfm(ctx: _Ctx, s: Section) -> Section:
         grid, scored, unscored, warnings = rfm_grid(ctx.ws, ctx.period.end_ts)
     except McrmError as e:
         return s.no_data(f"no data: {e}")
-    ctx.warnings.extend(f"rfm: {w}" for w in warnings)
+    ctx.warnings.extend(w if w.startswith("rfm") else f"rfm: {w}" for w in warnings)
     if scored == 0:
         return s.no_data("no data: no customer has a paid order in the RFM window")
     recs = records(grid)
@@ -1178,6 +1178,15 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
 
     if not opts.funnel or any(not s.strip() for s in opts.funnel):
         raise UsageError("--funnel needs event names separated by commas, e.g. view,cart,buy")
+    if opts.campaigns is not None:
+        from mcrm.campaigns.engine import load
+
+        for name in opts.campaigns:
+            load(ws, name)  # an unknown --campaign is an error, not an empty panel
+    if has_module("mcrm.reports.funnel"):
+        from mcrm.reports.funnel import parse_within
+
+        parse_within(opts.funnel_within)  # a bad --within fails before any work
     with open_db(ws) as con:
         result = build_html(con, ws, period, opts)
     try:
