@@ -421,6 +421,10 @@ def build(con: duckdb.DuckDBPyConnection, ws: Workspace, period: Period, name: s
     gc_table = global_control(con, ws, c, delivery, period)
     if gc_table is not None:
         report.tables["global_control"] = gc_table
+    else:
+        report.notes.append(
+            "no global control group (delivery.global_control is 0%): no global_control table"
+        )
 
     # words: verdicts, warnings, notes
     if not has_holdout:

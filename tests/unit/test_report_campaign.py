@@ -656,6 +656,8 @@ def test_no_holdout_shows_variants_and_says_why(workspace: WorkspaceFactory) -> 
     assert up["default"]["n"] == 10 and up["default"]["conversions"] == 1
     assert up["default"]["uplift"] is None and up["default"]["verdict"] is None
     assert any("no holdout" in x and "uplift cannot be measured" in x for x in r.warnings)
+    assert "global_control" not in r.tables
+    assert any("no global control group" in x for x in r.notes)
 
 
 def test_errors(workspace: WorkspaceFactory) -> None:
