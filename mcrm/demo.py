@@ -223,6 +223,9 @@ SAMPLE_FILES = (
     "shopify_orders.csv.gz",
     "consents.csv",
     "ad_spend.csv",
+    # the message history (mcrm.demo_messages), derived from the files above
+    "sendgrid_events.jsonl.gz",
+    "push_sends.csv.gz",
 )
 
 APPSFLYER_HEADER = (
@@ -2788,6 +2791,9 @@ def generate_sample(
     _write_csv(
         path("ad_spend.csv"), ["date", "source", "campaign", "cost", "currency"], s.ad_spend_rows()
     )
+    from mcrm import demo_messages
+
+    files += demo_messages.write(out, seed, end)
     return files
 
 
@@ -2807,6 +2813,8 @@ IMPORT_PLAN: tuple[tuple[str, str, str | None], ...] = (
     ("purchases", "shopify_orders.csv.gz", "shopify"),
     ("consents", "consents.csv", None),
     ("ad-spend", "ad_spend.csv", None),
+    ("message-events", "sendgrid_events.jsonl.gz", "sendgrid"),
+    ("message-events", "push_sends.csv.gz", None),
 )
 
 # A customer seen both in the app (events) and in the shop (Shopify orders): the one with

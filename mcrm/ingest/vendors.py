@@ -1197,3 +1197,6 @@ register(
         stage_shopify,
     )
 )
+
+# the provider presets of message events register with these (mcrm.ingest.message_presets)
+from mcrm.ingest import message_presets  # noqa: E402, F401
