@@ -202,7 +202,7 @@ def _workspace(root: Path) -> Workspace:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The generated sample (300 users) imported, segments computed at two instants, the
+    """`mcrm demo` on a generated sample of 300 users, then segments computed at two instants, the
     win-back campaign and a copy with a hostile description planned three weeks before the
     end (so their goal windows close inside the data), and a CLV prediction run."""
     from mcrm.campaigns.engine import plan_campaign
@@ -215,9 +215,8 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     line = "description: " + json.dumps(HOSTILE)
     hostile = re.sub(r"^description: .*$", lambda _m: line, winback, flags=re.M)
     (root / "campaigns" / "hostile_copy.yaml").write_text(hostile, encoding="utf-8")
-    demo.generate_sample(root / "data", users=300, seed=7)
-    for kind, name, preset in demo.IMPORT_PLAN:
-        api.import_files(ws, kind, [f"data/{name}"], preset=preset, cwd=root, now=IMPORT_NOW)
+    # the quick start: generate, import, segments, plans, and .mcrm/report.html
+    assert demo.run(ws, generate=True, users=300, seed=7, quiet=True) == 0
     compute(ws, None, AS_OF_UTC - dt.timedelta(days=14))
     compute(ws, None, AS_OF_UTC)
     for name in ("winback_dormant", "hostile_copy"):
@@ -332,6 +331,12 @@ def test_nearly_empty_workspace_gives_no_data_panels(
 
 # ---------------------------------------------------------------------------------------------
 # without a browser
+
+
+def test_demo_writes_the_report(sample: Workspace) -> None:
+    page = sample.db_path.parent / "report.html"
+    figures = page_figures(page)
+    assert figures["kpi"] and figures["rfm"] and figures["cohorts"]
 
 
 def test_rfm_grid_counts_every_customer_in_the_window(
