@@ -15,8 +15,9 @@ expo`) put it in `properties.mcrm_id` of every event they can link — else the 
   campaign and channel sent at or before it; events that match nothing are counted in a note.
 - Push opens are app events: `events.name = 'push_open'` (the Firebase / AppsFlyer presets
   rename `notification_open` / `af_opened_from_push_notification` to it), linked by their
-  `mcrm_id` property (the key mcrm puts in every push's data) or, failing that, by their
-  `campaign` property. `opened` message events on push count too.
+  `mcrm_id` property (the key mcrm puts in every push's data) or, failing that, by the
+  campaign they name (`mcrm_campaign`, `campaign`, `campaign_id`, Firebase's `message_name` /
+  `label`, else `utm_campaign`). `opened` message events on push count too.
 - Each row counts messages: sent, delivered, with a human open (`unique_opens`; Apple Mail
   Privacy Protection prefetches, flagged `machine_open` by the SendGrid preset, are counted
   apart in `machine_opens`), with a click, unsubscribed, spam-reported, bounced, failed or
@@ -31,7 +32,7 @@ expo`) put it in `properties.mcrm_id` of every event they can link — else the 
   `goal.event` (a paid order for `purchase`) at c with send ≤ c ≤ send + `goal.within`, c ≤
   as-of; `revenue` is the paid orders (base currency) in that window. One purchase is credited
   to every campaign that touched it, so neither is summed across campaigns: the `channels`
-  table has no conversion columns.
+  table (and the per-channel rows of `--by-channel`) has no conversion columns.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
         SELECT e.event_id, 'opened' AS type, e.ts, e.user_id,
             coalesce({_js("e.properties", "mcrm_campaign")}, {_js("e.properties", "campaign")},
                      {_js("e.properties", "campaign_id")},
+                     {_js("e.properties", "message_name")}, {_js("e.properties", "label")},
                      e.utm_campaign) AS campaign,
             'push' AS channel, {_js("e.properties", "mcrm_id")} AS mkey,
             FALSE AS machine, FALSE AS invalid
@@ -372,7 +374,7 @@ def build(
                 rows.append(zero)
         return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
 
-    main_cols = COLUMNS if by_campaign else [c for c in COLUMNS if c != "campaign"]
+    main_cols = COLUMNS if by_campaign else CHANNEL_COLUMNS
     main = []
     for r in add_refused(grouped, keys):
         m = _metrics(r)
