@@ -238,7 +238,9 @@ def fmt(value: Any, percent: bool = False) -> str:
 SectionFn = Callable[[_Ctx, Section], Section]
 
 
-def _report(ctx: _Ctx, module: str, section: Section, **kwargs: Any) -> Report | None:
+def _report(
+    ctx: _Ctx, module: str, section: Section, what: str | None = None, **kwargs: Any
+) -> Report | None:
     """`mcrm.reports.<module>.build(con, ws, period, **kwargs)`, or None after turning the
     section into a no-data panel (module absent in this mcrm, or a McrmError)."""
     name = f"mcrm.reports.{module}"
@@ -257,7 +259,7 @@ def _report(ctx: _Ctx, module: str, section: Section, **kwargs: Any) -> Report |
         section.no_data(f"no data: {msg}" + (f" ({hint})" if hint else ""))
         return None
     for w in report.warnings:
-        ctx.warnings.append(f"{module}: {w}")
+        ctx.warnings.append(f"{what or module}: {w}")
     section.notes.extend(report.notes)
     return report
 
@@ -787,7 +789,7 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
     parts: list[str] = []
     for name in names:
         sub = Section("campaign", name)
-        rep = _report(ctx, "campaign", sub, name=name)
+        rep = _report(ctx, "campaign", sub, f"campaign {name}", name=name)
         desc = _campaign_description(ctx, name)
         head = f"<h3>{esc(name)}</h3>" + (f'<p class="desc">{esc(desc)}</p>' if desc else "")
         if rep is None:
@@ -850,6 +852,7 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
                                 ],
                                 "thickness": 2,
                                 "width": 6,
+                                "color": "#334155",
                             },
                             "customdata": [
                                 [
