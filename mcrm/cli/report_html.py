@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from mcrm.cli.options import state, workspace
-from mcrm.cli.report_cmd import FromOpt, ReportAsOfOpt, ToOpt, app, report_period
+from mcrm.cli.report_cmd import ReportAsOfOpt, ToOpt, app, report_period
+
+# the page's default period is 90 days (a cohort heatmap needs more than a month)
+HtmlFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="First day of the period (ISO date, workspace zone; default: 89 days before --to).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("html")
@@ -18,7 +28,7 @@ def html(
         Path,
         typer.Option("--out", "-o", help="The HTML file to write (required).", dir_okay=False),
     ],
-    from_: FromOpt = None,
+    from_: HtmlFromOpt = None,
     to: ToOpt = None,
     as_of_: ReportAsOfOpt = None,
     funnel: Annotated[
@@ -34,7 +44,7 @@ def html(
         str | None,
         typer.Option(
             "--within",
-            help="The funnel's conversion window, e.g. 1d (default: none).",
+            help="The funnel's conversion window: 30m, 12h, 1d, 2w or none (default: 1d).",
             show_default=False,
         ),
     ] = None,
