@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 ALL = "(all variants)"
 HOLDOUT = "holdout"
 LATE_SUPPRESSIONS = ("frequency_cap", "quiet_hours_dropped", "template_skip")
+SENT_TYPES = ("sent", "processed")
+"""Message events that mean "sent" (SendGrid's accepted message is `processed`), as in
+`report messaging`."""
 PCT = frozenset({"rate", "uplift", "ci_low", "ci_high", "relative", "rel_low", "rel_high"})
 
 
@@ -167,7 +170,8 @@ def per_unit_sql(c: Campaign, period: Period) -> str:
             ON p.user_id = u.user_id AND p.ts >= u.anchor AND p.ts <= u.anchor + {w}
             GROUP BY u.user_id),
     snt AS (SELECT u.user_id FROM u JOIN message_events m ON m.user_id = u.user_id
-            AND m.type = 'sent' AND m.campaign = {_lit(c.name)} AND m.ts <= {d}
+            AND m.type IN ({", ".join(_lit(t) for t in SENT_TYPES)})
+            AND m.campaign = {_lit(c.name)} AND m.ts <= {d}
             AND (m.event_id = u.idempotency_key
                  OR (m.ts >= u.anchor - INTERVAL 1 DAY AND m.ts <= u.anchor + {w}))
             GROUP BY u.user_id),

@@ -567,6 +567,8 @@ def test_sent_and_coupon_redemptions(workspace: WorkspaceFactory) -> None:
                 ("m1", "u1", "promo", "email", "sent", SEND + dt.timedelta(minutes=1)),
                 ("m2", "u2", "other", "email", "sent", SEND + dt.timedelta(minutes=1)),
                 ("m3", "u3", "promo", "email", "bounce", SEND + dt.timedelta(minutes=1)),
+                # SendGrid's accepted message is `processed`; the holdout got one anyway
+                ("m4", "h1", "promo", "email", "processed", SEND + dt.timedelta(minutes=2)),
             ],
         )
         store_orders(
@@ -587,8 +589,11 @@ def test_sent_and_coupon_redemptions(workspace: WorkspaceFactory) -> None:
                  "SAVE-U3"),
             ],
         )  # fmt: skip
-    g = table(report(w), "groups")
+    r = report(w)
+    g = table(r, "groups")
     assert g["default"]["sent"] == 1
+    assert g[HOLDOUT]["sent"] == 1
+    assert "1 holdout member(s) were sent this campaign anyway" in r.warnings
     assert g["default"]["redemptions"] == 2
     assert g["default"]["redeemers"] == 1
     assert g[HOLDOUT]["redemptions"] == 0
