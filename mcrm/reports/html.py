@@ -787,13 +787,15 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
     if not has_module("mcrm.reports.campaign"):
         return s.no_data("no data: this mcrm has no `mcrm report campaign` yet")
     parts: list[str] = []
+    # campaigns with nothing to compare yet: one list, each with its reason
+    waiting: list[tuple[str, str | None, str]] = []
     for name in names:
         sub = Section("campaign", name)
         rep = _report(ctx, "campaign", sub, f"campaign {name}", name=name)
         desc = _campaign_description(ctx, name)
         head = f"<h3>{esc(name)}</h3>" + (f'<p class="desc">{esc(desc)}</p>' if desc else "")
         if rep is None:
-            parts.append(head + f'<div class="nodata">{esc(sub.nodata)}</div>')
+            waiting.append((name, desc, (sub.nodata or "").removeprefix("no data: ")))
             continue
         rows = rep.tables.get("uplift") or rep.table(None)
         recs = [
@@ -880,13 +882,26 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
             )
             parts.append(head + chart_html(s.figures[fig_idx], fig_idx) + table)
         else:
-            parts.append(
-                head
-                + '<div class="nodata">no data: no holdout comparison yet (no recipients with '
-                "a goal window that has ended, or no holdout)</div>" + table
+            waiting.append(
+                (
+                    name,
+                    desc,
+                    "no holdout comparison yet (no holdout, or no recipient whose goal "
+                    f"window has ended); `mcrm report campaign {name}` has the counts",
+                )
             )
+            continue
         for n in sub.notes:
             s.notes.append(f"{name}: {n}")
+    if waiting:
+        items = "".join(
+            f"<li><b>{esc(n)}</b>"
+            + (f' <span class="desc">({esc(d)})</span>' if d else "")
+            + f": {esc(why)}</li>"
+            for n, d, why in waiting
+        )
+        lead = "no data yet for " + ("this campaign" if len(waiting) == 1 else "these campaigns")
+        parts.append(f'<div class="nodata">{esc(lead)}:<ul class="waiting">{items}</ul></div>')
     s.markup = "".join(parts)
     s.intro = "Per variant: conversion uplift against the holdout with its 95% interval."
     return s
@@ -1041,6 +1056,8 @@ figcaption{font-weight:600;font-size:.9rem;margin:6px 0 2px;overflow-wrap:anywhe
 .notes{margin:8px 0 0;padding-left:18px;color:var(--muted);font-size:.82rem;
  overflow-wrap:anywhere}
 .table-wrap{overflow-x:auto;max-width:100%}
+ul.waiting{margin:6px 0 0;padding-left:18px}
+ul.waiting li{margin:2px 0}
 table{border-collapse:collapse;font-size:.85rem;margin:6px 0;white-space:nowrap}
 th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}
