@@ -499,7 +499,7 @@ def sec_cohorts(ctx: _Ctx, s: Section) -> Section:
                     "zmin": 0,
                     # offset 0 is 100% by definition: scale to the later cells for contrast
                     "zmax": zmax,
-                    "colorbar": {"tickformat": ".0%", "thickness": 10},
+                    "showscale": False,  # every cell is labelled; a phone needs the width
                     "hovertemplate": "cohort %{y}<br>period +%{x}: %{z:.1%}<extra></extra>",
                 }
             ],
@@ -609,7 +609,9 @@ def sec_rfm(ctx: _Ctx, s: Section) -> Section:
             n = int(c["customers"]) if c else 0
             zr.append(n)
             sr.append(pt(c["segment"]) if c else "")
-            tr.append(f"{pt(c['segment']).replace('_', ' ') if c else ''}<br>{n}")
+            # one word a line: the cells stay readable five to a phone's width
+            words = pt(c["segment"]).replace("_", " ").split() if c else []
+            tr.append("<br>".join([*words, str(n)]))
         z.append(zr)
         text.append(tr)
         seg.append(sr)
@@ -628,8 +630,8 @@ def sec_rfm(ctx: _Ctx, s: Section) -> Section:
                     "customdata": seg,
                     "texttemplate": "%{text}",
                     "colorscale": [[0, "#f0fdf4"], [0.5, "#4ade80"], [1, "#166534"]],
-                    "textfont": {"size": 11},
-                    "colorbar": {"thickness": 10, "title": {"text": "customers"}},
+                    "textfont": {"size": 10},
+                    "showscale": False,
                     "hovertemplate": "%{y} %{x}: %{customdata}<br>%{z} customers<extra></extra>",
                 }
             ],
