@@ -26,7 +26,7 @@ once per bench and stopped after it; their CPU time per run is read from /proc a
 `dispatch.fcm`
     Timed: `mcrm.dispatch.send.send(ws, "push_everyone", plan_file=<the plan>, now=as-of)`
     in this process, for N push messages (20,000 at full scale) through an `fcm` lane
-    (service account and token endpoint of the fake; default batch 64 and 8 threads):
+    (service account and token endpoint of the fake; the lane defaults: batch 500, 8 threads):
     enqueue, claim, send-time consent and token checks, contexts and rendering, the FCM
     HTTP v1 body, the requests, settling each batch. The harness's figures are seconds, so
     the line is **seconds per 10,000 messages**, target <= 10 s (>= 1,000 messages/s);

@@ -52,6 +52,7 @@ MIN_HIT_RATE = 0.1
 
 IMPLICIT = frozenset({"locale", "currency"})  # context names filters read themselves
 _ABSENT = ("absent",)
+_DICT_ATTRS = frozenset(dir(dict))
 _UNKEYABLE = object()
 _ALLOWED = (
     nodes.Template,
@@ -113,8 +114,19 @@ class _Plan:
             if v is _ABSENT:
                 out.append(_ABSENT)
                 continue
-            for is_attr, arg in steps:
-                v = env.getattr(v, arg) if is_attr else env.getitem(v, arg)
+            last = len(steps) - 1
+            for i, (is_attr, arg) in enumerate(steps):
+                if type(v) is dict and type(arg) is str and arg not in _DICT_ATTRS:
+                    # what the sandbox does for a plain dict and a name that is not one of
+                    # dict's own attributes, without its exception round trip
+                    v = v.get(arg, _ABSENT)
+                    if v is _ABSENT and i < last:
+                        return None  # reading on from a missing value fails: render in full
+                else:
+                    v = env.getattr(v, arg) if is_attr else env.getitem(v, arg)
+            if v is _ABSENT:
+                out.append(_ABSENT)
+                continue
             k = _value_key(v)
             if k is _UNKEYABLE:
                 return None

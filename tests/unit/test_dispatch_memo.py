@@ -137,3 +137,21 @@ def test_templates_whose_keys_never_repeat_stop_being_memoised(tmp_path: Path) -
     for i in range(1500):
         assert memo.render("id.txt.j2", {"user": {"user_id": f"u{i}"}}) == f"U{i}"
     assert memo._plans[(False, "id.txt.j2")] is None
+
+
+def test_a_missing_parent_is_not_a_missing_leaf(tmp_path: Path) -> None:
+    # `user.attributes` missing fails (strict undefined); present without `vip` defaults
+    (tmp_path / "vip.txt.j2").write_text(
+        "{{ user.attributes.vip | default('no') }}", encoding="utf-8"
+    )
+    plain, memo = Renderer(tmp_path), MemoRenderer(tmp_path)
+    ctxs: list[dict[str, Any]] = [
+        {"user": {"attributes": {}}},
+        {"user": {}},
+        {"user": {"attributes": {"vip": "yes"}}},
+        {"user": {}},
+        {"user": {"attributes": {}}},
+    ]
+    want = [outcome(plain, "vip.txt.j2", c) for c in ctxs]
+    assert [w[0] for w in want] == ["ok", "error", "ok", "error", "ok"]
+    assert [outcome(memo, "vip.txt.j2", c) for c in ctxs] == want
