@@ -128,29 +128,44 @@ def segments_file(ws: Workspace) -> SegmentsFile:
     return load_segments(ws.root)
 
 
-def activity_sql(seg: SegmentsFile, until: dt.datetime, linked_only: bool = False) -> str:
+def activity_sql(
+    seg: SegmentsFile,
+    until: dt.datetime,
+    linked_only: bool = False,
+    since: dt.datetime | None = None,
+) -> str:
     """One row per activity up to `until` (analytics.md §0 "Activity"): columns `unit` (the
     canonical user; an event with only a not-yet-linked anonymous id counts under that id unless
     `linked_only`), `ts` (naive UTC), `session_id`, `platform`, `os`, `country` (NULL for
-    purchases, which carry no device). `purchase` means a paid order from purchases."""
+    purchases, which carry no device). `purchase` means a paid order from purchases. `since`
+    (optional) drops rows before it inside each branch, where the scan can skip them."""
     from mcrm.segments.compile import lit, ts_lit
 
     lc = seg.lifecycle
     names = [a for a in lc.activity if a != "purchase"]
     d = ts_lit(until)
     unit = "e.user_id" if linked_only else "coalesce(e.user_id, e.anonymous_id)"
+    # the same test as `unit IS NOT NULL`, but on plain columns: DuckDB evaluated the coalesce
+    # on every row before the name and time filters (2.9 s against 0.07 s on 20M events)
+    known = (
+        "e.user_id IS NOT NULL"
+        if linked_only
+        else "(e.user_id IS NOT NULL OR e.anonymous_id IS NOT NULL)"
+    )
+    lo_e = f" AND e.ts >= {ts_lit(since)}" if since is not None else ""
+    lo_p = f" AND p.ts >= {ts_lit(since)}" if since is not None else ""
     parts = []
     if names:
         parts.append(
             f"SELECT {unit} AS unit, e.ts, e.session_id, e.platform, e.os, e.country "
-            f"FROM events e WHERE {unit} IS NOT NULL AND e.ts <= {d} "
+            f"FROM events e WHERE {known} AND e.ts <= {d}{lo_e} "
             f"AND e.name IN ({', '.join(lit(n) for n in names)})"
         )
     if "purchase" in lc.activity:
         parts.append(
             "SELECT p.user_id AS unit, p.ts, NULL::VARCHAR AS session_id, NULL::VARCHAR AS "
             "platform, NULL::VARCHAR AS os, NULL::VARCHAR AS country FROM purchases p "
-            f"WHERE p.user_id IS NOT NULL AND p.status = 'paid' AND p.ts <= {d}"
+            f"WHERE p.user_id IS NOT NULL AND p.status = 'paid' AND p.ts <= {d}{lo_p}"
         )
     if not parts:
         return (

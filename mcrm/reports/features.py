@@ -85,7 +85,8 @@ def build(
         f"CREATE OR REPLACE TEMP TABLE ft_ev AS SELECT {unit} AS unit, {day} AS day, "
         "CASE WHEN e.screen IS NOT NULL AND e.name NOT IN "
         f"({bg}) THEN e.screen END AS screen, CASE WHEN e.name NOT IN ({nf}) THEN e.name END "
-        f"AS feature FROM events e WHERE {unit} IS NOT NULL AND e.ts >= {ts_lit(p.start_ts)} "
+        "AS feature FROM events e WHERE (e.user_id IS NOT NULL OR e.anonymous_id IS NOT NULL) "
+        f"AND e.ts >= {ts_lit(p.start_ts)} "
         f"AND e.ts <= {ts_lit(p.end_ts)} AND (e.screen IS NOT NULL OR e.name NOT IN ({nf}))"
     )
     k_ud = interval_key("x.day", interval, p.start)
@@ -139,7 +140,7 @@ def build(
             for k, name, u, n in trend(col)
         ]
 
-    k_s = interval_key(local_day("t.t0", p.zone, p.as_of), interval, p.start)
+    k_s = interval_key("t.day", interval, p.start)
     sess = {
         r[0]: r[1:]
         for r in fetch(
@@ -171,7 +172,7 @@ def build(
             )
         )
     screens, feats = trend_rows("screen"), trend_rows("feature")
-    for t in ("ft_ev", "ov_ud", "ov_sess", "ov_ord", "ov_linked"):
+    for t in ("ft_ev", "ov_ud", "ov_sess", "ov_st", "ov_ord", "ov_linked"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     name_cols = ["users", "events", "share", "events_per_user"]
     tables = {

@@ -179,12 +179,11 @@ def prepare(
     ext_ts = _local_midnight(p.start - dt.timedelta(days=29), zone)
     start_ts, end_ts = ts_lit(p.start_ts), ts_lit(p.end_ts)
     dim_cols = "".join(f", a.{d}" for d in dims)
-    act = activity_sql(seg, p.end_ts)
+    act = activity_sql(seg, p.end_ts, since=ext_ts)
     day = local_day("a.ts", zone, as_of)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE ov_ud AS SELECT a.unit, {day} AS day{dim_cols} "
-        f"FROM ({act}) a WHERE a.ts >= {ts_lit(ext_ts)} "
-        f"GROUP BY a.unit, {day}{dim_cols}"
+        f"FROM ({act}) a GROUP BY a.unit, {day}{dim_cols}"
     )
     # sessions over the period's events (background ones excluded)
     bg = ", ".join(lit(n) for n in BACKGROUND_EVENTS)
@@ -193,7 +192,7 @@ def prepare(
     gap = SESSION_GAP_MINUTES
     sev = (
         "SELECT coalesce(e.user_id, e.anonymous_id) AS unit, e.event_id, e.ts, e.session_id"
-        f"{edims} FROM events e WHERE coalesce(e.user_id, e.anonymous_id) IS NOT NULL "
+        f"{edims} FROM events e WHERE (e.user_id IS NOT NULL OR e.anonymous_id IS NOT NULL) "
         f"AND e.ts >= {start_ts} AND e.ts <= {end_ts} AND e.name NOT IN ({bg})"
     )
     lagged = (
@@ -215,6 +214,19 @@ def prepare(
         f"CREATE OR REPLACE TEMP TABLE ov_sess AS SELECT s.unit, s.skey{sdims}, "
         f"min(s.ts) AS t0, max(s.ts) AS t1 FROM ({keyed}) s GROUP BY s.unit, s.skey{sdims}"
     )
+    # one row per session (ov_sess has one per session and dimension values)
+    sday = local_day("t.t0", zone, as_of)
+    seconds = "CAST(date_diff('millisecond', t.t0, t.t1) AS DOUBLE) / 1000.0"
+    per_session = (
+        "SELECT s.unit, s.skey, min(s.t0) AS t0, max(s.t1) AS t1 FROM ov_sess s "
+        "GROUP BY s.unit, s.skey"
+        if dims
+        else "SELECT s.unit, s.skey, s.t0, s.t1 FROM ov_sess s"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ov_st AS SELECT t.unit, t.skey, t.t0, {seconds} AS "
+        f"seconds, {sday} AS day FROM ({per_session}) t"
+    )
     where = f"p.ts >= {start_ts} AND p.ts <= {end_ts}"
     check_money(con, where)
     pday = local_day("p.ts", zone, as_of)
@@ -231,12 +243,9 @@ def prepare(
 
 
 def session_totals_sql() -> str:
-    """One row per session: unit, skey, start, seconds (last event - first event)."""
-    return (
-        "SELECT s.unit, s.skey, min(s.t0) AS t0, "
-        "CAST(date_diff('millisecond', min(s.t0), max(s.t1)) AS DOUBLE) / 1000.0 AS seconds "
-        "FROM ov_sess s GROUP BY s.unit, s.skey"
-    )
+    """One row per session: unit, skey, t0 (first event), seconds (last event - first event),
+    day (the local day of t0)."""
+    return "SELECT t.unit, t.skey, t.t0, t.seconds, t.day FROM ov_st t"
 
 
 def daily_series(
@@ -294,7 +303,7 @@ def group_sources(dim: str, members: str | None, name: str, p: Period) -> tuple[
     )
     if dim == "total":
         ud = "SELECT x.unit, x.day, '(all)' AS g FROM ov_ud x GROUP BY x.unit, x.day"
-        ss = "SELECT s.unit, s.skey, '(all)' AS g FROM ov_sess s GROUP BY s.unit, s.skey"
+        ss = ""  # every session: summary_rows reads ov_st directly
         us = f"SELECT e.unit, '(all)' AS g FROM ({everyone}) e"
         return ud, ss, us
     if dim == "segment":
@@ -383,15 +392,14 @@ def summary_rows(
             f"FROM ({ud}) u GROUP BY u.g",
         )
     }
-    sess = {
-        r[0]: r[1:]
-        for r in fetch(
-            con,
-            "SELECT g.g, count(*), avg(t.seconds), quantile_cont(t.seconds, 0.5), "
-            f"sum(t.seconds) FROM ({ss}) g JOIN ({session_totals_sql()}) t "
-            "ON t.unit = g.unit AND t.skey = g.skey GROUP BY g.g",
-        )
-    }
+    aggs = "count(*), avg(t.seconds), quantile_cont(t.seconds, 0.5), sum(t.seconds)"
+    sess_sql = (
+        f"SELECT g.g, {aggs} FROM ({ss}) g JOIN ov_st t ON t.unit = g.unit AND t.skey = g.skey "
+        "GROUP BY g.g"
+        if ss
+        else f"SELECT '(all)' AS g, {aggs} FROM ov_st t"
+    )
+    sess = {r[0]: r[1:] for r in fetch(con, sess_sql) if r[1]}
     rev = {
         r[0]: r[1:]
         for r in fetch(
@@ -475,9 +483,7 @@ def trend_rows(con: duckdb.DuckDBPyConnection, p: Period, interval: str) -> list
     key_ud = interval_key("x.day", interval, p.start)
     key_ord = interval_key("o.day", interval, p.start)
     s0, l0 = q_date(p.start), q_date(last)
-    from mcrm.segments.compile import local_day
-
-    key_sess = interval_key(local_day("t.t0", p.zone, p.as_of), interval, p.start)
+    key_sess = interval_key("t.day", interval, p.start)
     dens = {
         r[0]: int(r[1])
         for r in fetch(
@@ -584,6 +590,6 @@ def build(
     if any(b.startswith("segment:") for b in bys):
         notes.append("segment groups use each segment's latest stored snapshot")
     params = {**p.params(), "by": bys, "interval": interval, "last_day": last}
-    for t in ("ov_ud", "ov_sess", "ov_ord", "ov_linked", "ov_rep"):
+    for t in ("ov_ud", "ov_sess", "ov_st", "ov_ord", "ov_linked", "ov_rep"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return Report("overview", {"summary": summary, "trend": trend}, params, notes)
