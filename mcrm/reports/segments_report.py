@@ -66,9 +66,10 @@ def build(
         """Members of snapshot `a` not in snapshot `b` (a, b: run id columns of n)."""
         return (
             "SELECT n.segment, n.run_id, count(*) AS c FROM sn n JOIN segment_members m "
-            f"ON m.run_id = n.{a} AND m.segment = n.segment WHERE n.prev IS NOT NULL AND {in_p} "
-            "AND m.user_id NOT IN (SELECT o.user_id FROM segment_members o "
-            f"WHERE o.run_id = n.{b} AND o.segment = n.segment) GROUP BY n.segment, n.run_id"
+            f"ON m.run_id = n.{a} AND m.segment = n.segment LEFT JOIN segment_members o "
+            f"ON o.run_id = n.{b} AND o.segment = n.segment AND o.user_id = m.user_id "
+            f"WHERE n.prev IS NOT NULL AND {in_p} AND o.user_id IS NULL "
+            "GROUP BY n.segment, n.run_id"
         )
 
     sql = (
