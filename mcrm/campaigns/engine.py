@@ -327,7 +327,8 @@ def render_plan(
 ) -> None:
     """Render every planned message of `plan_rows_tmp` for its user, channel, variant and
     send time: fills `message_hash` and `sms_segments`, turns a template's `{% skip %}` into
-    the `template_skip` suppression (releasing a coupon assigned by this plan), and raises the
+    the `template_skip` suppression (keeping the row's variant and would-be send time, for
+    intent to treat; releasing a coupon assigned by this plan), and raises the
     first template error (file:line, user) after counting how many users fail."""
     import pyarrow as pa
 
@@ -380,7 +381,7 @@ def render_plan(
         )
         con.execute(
             "UPDATE plan_rows_tmp SET status = 'suppressed', reason = 'template_skip', "
-            "detail = r.skip, send_at = NULL, variant = NULL, deferred = FALSE, "
+            "detail = r.skip, deferred = FALSE, "
             "idempotency_key = NULL FROM plan_rendered r "
             "WHERE r.user_id = plan_rows_tmp.user_id AND r.skip IS NOT NULL"
         )
@@ -468,7 +469,7 @@ def why(ws: Workspace, name: str, uid: str, as_of: dt.datetime | None) -> dict[s
                     raise o.error
                 if o.skip is not None:
                     row.update(status="suppressed", reason="template_skip", detail=o.skip)
-                    row.update(channel=None, variant=None, send_at=None)
+                    row.update(deferred=False)  # variant and send time stay (as stored)
     words = explain_reason(row["reason"], row["detail"])
     if row["status"] == "planned":
         words = (

@@ -23,6 +23,13 @@ placement follows reference/analytics.md §14, after the checks that do not depe
 8. `template_skip` — a template decided not to send (`{% skip "reason" %}`), set by the
    renderer.
 
+What a row records: `variant` for `planned` rows and for the suppressions that come after
+holdout placement (6-8, `LATE_SUPPRESSIONS`), NULL otherwise (a holdout member has no
+variant); `send_at` for those and for `holdout` rows: the planned send time, moved to the end
+of the quiet window when the user's slot falls in quiet hours (for `drop` too, the same rule
+as the holdout group, so both groups' windows start alike: analytics.md §14). Intent-to-treat
+measurement (`report campaign`) reads them; the outbox and `send` take `planned` rows only.
+
 Sent messages are read from `message_events` rows of type `sent` (imported, and written by
 `mcrm send`), so caps and reentry count messages actually sent, never planned ones.
 """
@@ -72,6 +79,10 @@ REASON_WORDS = {
     "template_skip": "was skipped by the template: {detail}",
 }
 E164 = r"^\+[1-9][0-9]{6,14}$"
+LATE_SUPPRESSIONS = ("frequency_cap", "quiet_hours_dropped", "template_skip")
+"""Suppressions that come after holdout placement (analytics.md §14): the user was assigned
+to a variant and stays in treatment, so their row keeps the variant and the send time the
+message would have had (status stays `suppressed`; only `planned` rows reach the outbox)."""
 
 
 def idempotency_key(campaign: str, occurrence: str, user_id: str, channel: str) -> str:
@@ -437,6 +448,9 @@ def build(
         if c.trigger is not None
         else _lit(occurrence)
     )
+    # assigned users (analytics.md §14): planned rows and the suppressions after holdout
+    # placement keep their variant and (would-be) send time, for intent-to-treat measurement
+    late = ", ".join(_lit(r) for r in LATE_SUPPRESSIONS)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE plan_rows_tmp AS
         WITH p AS (SELECT *, {cap_expr} AS cap_hit FROM plan_q p)
@@ -444,8 +458,10 @@ def build(
                r.reason, r.detail,
                CASE WHEN r.reason IS NULL THEN 'planned' WHEN r.reason = 'holdout' THEN 'holdout'
                     ELSE 'suppressed' END AS status,
-               p.channel, {variant_case} AS variant,
-               CASE WHEN r.reason IS NULL OR r.reason = 'holdout' THEN
+               p.channel,
+               CASE WHEN r.reason IS NULL OR r.reason IN ({late}) THEN {variant_case}
+                    END AS variant,
+               CASE WHEN r.reason IS NULL OR r.reason IN ('holdout', {late}) THEN
                     CASE WHEN p.in_quiet THEN p.send_deferred ELSE p.send_at0 END END AS send_at,
                p.in_quiet AND r.reason IS NULL AS deferred,
                p.locale, p.user_zone AS zone
@@ -456,7 +472,6 @@ def build(
         "ALTER TABLE plan_rows_tmp ADD COLUMN message_hash VARCHAR; "
         "ALTER TABLE plan_rows_tmp ADD COLUMN sms_segments INTEGER"
     )
-    con.execute("UPDATE plan_rows_tmp SET variant = NULL WHERE status <> 'planned'")
     n = int(con.execute("SELECT count(*) FROM plan_rows_tmp").fetchall()[0][0])
     return PlanResult(plan_id, c.name, occurrence, as_of, n, "plan_rows_tmp")
 

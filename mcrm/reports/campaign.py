@@ -10,11 +10,13 @@ Who is measured. The stored plans (`campaign_plans` / `plan_rows`) are the assig
   and the later suppressions `frequency_cap`, `quiet_hours_dropped`, `template_skip` (intent to
   treat, §14); holdout = `holdout` rows. Everything else (consent, address, reentry, global
   control, excluded) was never assigned;
-- the window starts at the *planned* send time (`send_at`). plan_rows keeps no send time or
-  variant for the later suppressions, so they are rebuilt: the variant from the same
-  hash as the planner (md5 of `variant:<campaign>:<user>`), the send time as the earliest
-  planned send of the same plan in the same user zone (the zone's slot), falling back to the
-  occurrence instant (plus the delay for a trigger campaign);
+- the window starts at the *planned* send time (`send_at`) and the group is the row's
+  `variant`: the planner stores both for every assigned user, the later suppressions
+  included (mcrm.campaigns.plan). Plans stored by older versions have NULL there for the
+  later suppressions; for those rows they are rebuilt: the variant from the planner's hash
+  (md5 of `variant:<campaign>:<user>`), the send time as the earliest planned send of the
+  same plan in the same user zone (the zone's slot), else the occurrence instant (plus the
+  delay for a trigger campaign);
 - one unit per user: the first planned occurrence whose send time falls in the report range.
 
 Conversions and money follow §13 (any-touch, window anchored on the send, at most once per
@@ -28,6 +30,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from mcrm.campaigns.plan import LATE_SUPPRESSIONS
 from mcrm.errors import ConfigError, DataError
 from mcrm.output import Rows
 from mcrm.reports.common import Period, Report, ratio
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
 
 ALL = "(all variants)"
 HOLDOUT = "holdout"
-LATE_SUPPRESSIONS = ("frequency_cap", "quiet_hours_dropped", "template_skip")
 SENT_TYPES = ("sent", "processed")
 """Message events that mean "sent" (SendGrid's accepted message is `processed`), as in
 `report messaging`."""
@@ -88,7 +90,8 @@ def _occ_ts(expr: str) -> str:
 
 def units_sql(c: Campaign, period: Period) -> str:
     """One row per measured user: user_id, grp (variant or 'holdout'), anchor (planned send),
-    occ, idempotency_key (see the module docstring)."""
+    occ, idempotency_key (see the module docstring: the stored variant and send time; the
+    hash and the zone slot only for rows of older plans that lack them)."""
     from mcrm.segments.compile import ts_lit
 
     d = ts_lit(period.as_of)

@@ -15,6 +15,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -654,14 +655,22 @@ def test_template_skip_suppresses_and_releases_the_coupon(
     would_get = planned_ids(ps)
     assert skippers & would_get and would_get - skippers
     codes: dict[str, str] = dict(query(w, "SELECT user_id, code FROM coupon_assignments"))
+    by_id = {p["user_id"]: p for p in ps}
     for uid in would_get:
         row = plan[uid]
         if uid in skippers:
             assert row["status"] == "suppressed"
             assert row["reason"] == "template_skip"
             assert row["detail"] == "asked for no promos"
-            assert row["idempotency_key"] is None
-            assert row["send_at"] is None and row["message_hash"] is None
+            assert row["idempotency_key"] is None and row["message_hash"] is None
+            # still assigned (intent to treat): the variant and the planned send time stay,
+            # the next 10:00 at or after as-of in the user's own zone
+            assert row["variant"] == variant_for(load(w.ws, "promo")[0], uid)
+            zone = ZoneInfo(by_id[uid]["timezone"] or "UTC")
+            local = AS_OF_DT.replace(tzinfo=dt.UTC).astimezone(zone)
+            ten = local.replace(hour=10, minute=0)
+            ten += dt.timedelta(days=1) if ten < local else dt.timedelta(0)
+            assert row["send_at"] == ten.astimezone(dt.UTC).replace(tzinfo=None)
             assert uid not in codes  # the coupon this plan assigned is released
         else:
             assert row["status"] == "planned" and row["idempotency_key"]

@@ -13,7 +13,10 @@ by re-reading mcrm's SQL):
   exactly one reason from `plan.REASONS` (the first failing check, in the documented order);
 - a planned row never goes to a user without consent for its channel and purpose, without an
   address or a live token, inside quiet hours (marketing), over a cap counted over sent
-  messages in the rolling window (marketing), nor to a holdout or global-control member.
+  messages in the rolling window (marketing), nor to a holdout or global-control member;
+- every assigned user (analytics.md §14: planned, holdout, or cut after holdout placement by a
+  cap or a quiet-hours drop) has the planned send time (out of quiet hours) and, outside the
+  holdout, the hash's variant; the earlier suppressions have neither.
 
 The statistical tests build 30,000 users directly in DuckDB and check that holdout, global
 control and variant shares are within 4 binomial standard deviations of their weights, and that
@@ -119,6 +122,7 @@ segments:
   vip: {where: {attr: attributes.vip, eq: true}}
 """
 
+LATE = ("frequency_cap", "quiet_hours_dropped")  # after holdout placement (template skips: none)
 MARKETING_ONLY = ("reentry", "global_control", "frequency_cap", "quiet_hours_dropped")
 MINUTE = dt.timedelta(minutes=1)
 # a user's first device: (token, push_enabled, invalidated_at - as_of)
@@ -663,9 +667,6 @@ class Expected:
     channel: str | None = None
     send_at: dt.datetime | None = None
     deferred: bool = False
-    # a holdout member whose message quiet hours would drop: no send time is planned for the
-    # treatment, and either the slot or the end of the quiet window is a fair window start
-    also_send_at: dt.datetime | None = None
 
 
 def audience(conf: Conf, ps: list[Person]) -> list[Person]:
@@ -690,19 +691,22 @@ def expected(conf: Conf, p: Person) -> Expected:
         return Expected("reentry", channel)
     if in_global_control(conf, p.uid):
         return Expected("global_control", channel)
-    send = send_time(conf, p)
+    slot = send_time(conf, p)
     q = conf.quiet if conf.marketing else None
     zone = zone_of(conf, p)
-    quiet = q is not None and quiet_contains(q, to_local(send, zone).time())
-    window_end = to_utc(quiet_end(q, to_local(send, zone)), zone) if q and quiet else None
-    if q is not None and window_end is not None and q[2] == "defer":
-        send = window_end
+    quiet = q is not None and quiet_contains(q, to_local(slot, zone).time())
+    window_end = to_utc(quiet_end(q, to_local(slot, zone)), zone) if q and quiet else None
+    # the planned send time of every assigned user (holdout, planned and the suppressions
+    # after holdout placement): out of quiet hours, whatever the action
+    planned = window_end or slot
+    # when the message would actually go: a `drop` sends nothing, so caps count at the slot
+    send = window_end if window_end is not None and q is not None and q[2] == "defer" else slot
     if in_holdout(conf, p.uid):
-        return Expected("holdout", channel, send, also_send_at=window_end)
+        return Expected("holdout", channel, planned)
     if conf.marketing and cap_hit(conf, p, channel, send):
-        return Expected("frequency_cap", channel)
+        return Expected("frequency_cap", channel, planned)
     if q is not None and quiet and q[2] == "drop":
-        return Expected("quiet_hours_dropped", channel)
+        return Expected("quiet_hours_dropped", channel, planned)
     return Expected(None, channel, send, quiet)
 
 
@@ -758,11 +762,20 @@ def check_rows(conf: Conf, ps: list[Person], rows: list[dict[str, Any]]) -> None
             assert row["status"] == "holdout"
             assert row["variant"] is None
             # measured from the planned send time, like the treatment group
-            assert row["send_at"] in (exp.send_at, exp.also_send_at), (row, exp)
+            assert row["send_at"] == exp.send_at, (row, exp)
+            assert not row["deferred"], row
+        elif exp.reason in LATE:
+            # assigned, then cut: still in treatment (intent to treat), so the row keeps the
+            # variant and the planned send time; never planned, never sent
+            assert row["status"] == "suppressed"
+            assert row["channel"] == exp.channel, (row, exp)
+            assert row["variant"] == variant_of(conf, p.uid), row
+            assert row["send_at"] == exp.send_at, (row, exp, p)
+            assert row["idempotency_key"] is None and not row["deferred"], row
         else:
             assert exp.reason in REASONS
             assert row["status"] == "suppressed"
-            assert row["variant"] is None
+            assert row["variant"] is None and row["send_at"] is None, row
         assert row["zone"] == zone_of(conf, p)
 
 

@@ -395,7 +395,9 @@ def test_missing_base_amount_is_an_error(workspace: WorkspaceFactory) -> None:
 
 def test_intent_to_treat_keeps_late_suppressions(workspace: WorkspaceFactory) -> None:
     """Caps, quiet-hours drops and template skips come after holdout placement: they stay in
-    treatment, in the variant the planner's hash gives them, windowed from their zone's slot."""
+    treatment. Plans stored by older versions kept no variant or send time on those rows
+    (NULL, as planted here): the report gives them the variant the planner's hash gives them,
+    windowed from their zone's slot."""
     w = make(workspace, variants=("a", "b"))
     prague_slot = SEND + dt.timedelta(hours=3)
 
@@ -758,3 +760,95 @@ def test_with_the_real_planner(workspace: WorkspaceFactory) -> None:
     units = {u: (HOLDOUT if s == "holdout" else "default", t) for u, s, t in plan}
     check_against(r, expected(units, orders, pooled=False))
     assert table(r, "groups")[HOLDOUT]["recipients"] == sum(s == "holdout" for _u, s, _t in plan)
+
+
+def test_late_suppressions_keep_the_planners_variant_and_send_time(
+    workspace: WorkspaceFactory,
+) -> None:
+    """The real planner stores the variant and the would-be send time of users it cuts after
+    holdout placement (here a frequency cap), and the report windows them from it: with
+    `send_at: habit` each user's send time is their own habitual hour, which no zone slot
+    reproduces. Expected groups and windows are computed here from the data: the variant and
+    holdout hashes, the habit hour, who was sent a message in the cap's week."""
+    from mcrm.campaigns.engine import plan_campaign
+    from mcrm.dispatch.outbox import enqueue
+
+    w = make(workspace, variants=("a", "b"), holdout="30%")
+    (w.ws.root / "campaigns" / "promo.yaml").write_text(
+        campaign_yaml(
+            variants=("a", "b"),
+            holdout="30%",
+            schedule='{cron: "0 10 * * MON", timezone: UTC, send_at: habit}',
+        )
+        + "delivery:\n  frequency_caps: [{channel: email, max: 1, per: 1w}]\n",
+        encoding="utf-8",
+    )
+
+    def bucket(key: str) -> int:
+        return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % 10000
+
+    rng = random.Random(11)
+    users, cons, events, sent = [], [], [], []
+    units: dict[str, tuple[str, dt.datetime]] = {}
+    capped: set[str] = set()
+    monday = dt.datetime(2026, 3, 2)  # the slot is 10:00 UTC on that day
+    for i in range(150):
+        uid = f"h{i:03d}"
+        hour = rng.choice((6, 13, 19, 22))
+        users.append((uid, f"{uid}@example.com", "UTC", dt.datetime(2026, 1, 1)))
+        cons.append((uid, "email", "marketing", True, dt.datetime(2026, 1, 2)))
+        for d in range(3):
+            ts = dt.datetime(2026, 2, 20 + d, hour, 15)
+            events.append((f"e{uid}{d}", uid, "session_start", ts))
+        if rng.random() < 0.5:  # another campaign's e-mail this week: over the cap
+            sent.append((f"m{uid}", uid, "other", "email", "sent", dt.datetime(2026, 2, 28)))
+        anchor = monday + dt.timedelta(hours=hour)
+        if bucket(f"holdout:promo:{uid}") < 3000:
+            units[uid] = (HOLDOUT, anchor)
+            continue
+        if sent and sent[-1][1] == uid:
+            capped.add(uid)
+        units[uid] = ("a" if bucket(f"variant:promo:{uid}") < 5000 else "b", anchor)
+    with open_db(w.ws, write=True) as con:
+        insert(con, "users", ["user_id", "email", "timezone", "first_seen"], users)
+        insert(con, "consents", ["user_id", "channel", "purpose", "granted", "ts"], cons)
+        insert(con, "events", ["event_id", "user_id", "name", "ts"], events)
+        insert(con, "message_events", ["event_id", "user_id", "campaign", "channel", "type",
+                                       "ts"], sent)  # fmt: skip
+    out = plan_campaign(w.ws, "promo", dt.datetime(2026, 3, 1, 12, 0))
+    with open_db(w.ws, write=True) as con:
+        rows = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "SELECT user_id, status, reason, variant, send_at, idempotency_key FROM plan_rows"
+            ).fetchall()
+        }
+        enqueue(con, out.plan_id, None, dt.datetime(2026, 3, 1, 12, 0))
+        queued = {r[0] for r in con.execute("SELECT user_id FROM outbox").fetchall()}
+    assert capped and len(capped) < len(units)
+    for uid, (grp, anchor) in units.items():
+        status, reason, variant, send_at, key = rows[uid]
+        if grp == HOLDOUT:
+            assert (status, variant, send_at) == ("holdout", None, anchor), uid
+        elif uid in capped:
+            assert (status, reason, variant, send_at, key) == (
+                "suppressed", "frequency_cap", grp, anchor, None
+            ), uid  # fmt: skip
+        else:
+            assert (status, variant, send_at) == ("planned", grp, anchor), uid
+    # only planned rows reach the outbox; the capped ones stay measured, never sent
+    assert queued == {u for u, (g, _t) in units.items() if g != HOLDOUT and u not in capped}
+    orders: list[Order] = []
+    for k, (uid, (_g, t0)) in enumerate(sorted(units.items())):
+        # inside the own window / just after it / just before the send (a zone slot at the
+        # earliest habit hour would count the first two wrongly for late hours)
+        ts = (
+            t0
+            + [W - dt.timedelta(hours=1), W + dt.timedelta(hours=1), -dt.timedelta(hours=1)][k % 3]
+        )
+        orders.append((f"o{k}", uid, ts, eur("20"), "EUR", eur("20"), "paid", None))
+    with open_db(w.ws, write=True) as con:
+        store_orders(con, orders)
+    r = report(w)
+    check_against(r, expected(units, orders))
+    assert table(r, "groups")[ALL]["recipients"] == sum(g != HOLDOUT for g, _t in units.values())
