@@ -31,10 +31,14 @@ Decisions:
   `INSERT … SELECT` into `coupon_assignments`, atomic on its own, so it also works inside a
   caller's transaction.
 - **Redemptions** are orders up to `as_of` with status `paid` (by default) whose coupon code
-  matches an assigned code and whose `ts >= assigned_at` (an order before the assignment
-  cannot redeem it). Orders of the assignee are redemptions; orders of anybody else (or of a
-  guest order without a user) using the code are *foreign* redemptions — a shared code —
-  reported separately.
+  matches an assigned code and that were placed at or after the code went out: the planned
+  send time of the assigning plan's row for the user (`plan_rows.send_at`), else that plan's
+  as-of, else `assigned_at` (an assignment without a stored plan). Not `assigned_at` alone:
+  it is the wall-clock time of planning, so a plan made for a past as-of (a backfill) would
+  find no redemptions. The same start as `report campaign` (windows from the planned send).
+  Orders of the assignee are redemptions; orders of anybody else (or of a guest order
+  without a user) using the code are *foreign* redemptions — a shared code — reported
+  separately.
 """
 
 from __future__ import annotations
@@ -367,12 +371,22 @@ def _matches(
 ) -> list[Redemption]:
     ensure_table(con)
     same = "p.user_id = a.user_id" if own else "p.user_id IS DISTINCT FROM a.user_id"
+    # when the code went out (see the module docstring): the planned send, else the plan's
+    # as-of, else the assignment's own time
     rows = con.execute(
-        f"""SELECT a.code, a.user_id, p.user_id, p.order_id, p.ts, p.amount_base
-        FROM coupon_assignments AS a
+        f"""WITH cp AS (SELECT plan_id, as_of FROM campaign_plans WHERE campaign = $campaign),
+        rs AS (SELECT r.plan_id, r.user_id, min(r.send_at) AS send_at FROM plan_rows AS r
+               WHERE r.plan_id IN (SELECT plan_id FROM cp) GROUP BY r.plan_id, r.user_id),
+        a AS (SELECT a.*, coalesce(rs.send_at, cp.as_of, a.assigned_at) AS starts_at
+              FROM coupon_assignments AS a
+              LEFT JOIN cp ON cp.plan_id = a.plan_id
+              LEFT JOIN rs ON rs.plan_id = a.plan_id AND rs.user_id = a.user_id
+              WHERE a.campaign = $campaign)
+        SELECT a.code, a.user_id, p.user_id, p.order_id, p.ts, p.amount_base
+        FROM a
         JOIN purchases AS p
-          ON upper(trim(p.coupon_code)) = upper(trim(a.code)) AND p.ts >= a.assigned_at
-        WHERE a.campaign = $campaign AND {same}
+          ON upper(trim(p.coupon_code)) = upper(trim(a.code)) AND p.ts >= a.starts_at
+        WHERE {same}
           AND list_contains($statuses, p.status)
           AND ($as_of IS NULL OR p.ts <= $as_of)
         ORDER BY a.user_id, p.ts, p.order_id""",

@@ -312,6 +312,43 @@ def test_redemptions_match_case_and_whitespace(con: duckdb.DuckDBPyConnection) -
     assert redemptions(con, "other") == []
 
 
+def test_redemptions_count_from_the_planned_send_not_the_planning_clock(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """A backfill: plans made today (assigned_at = NOW) for a past as-of. An order counts from
+    the user's planned send time in the assigning plan; without a plan row for the user, from
+    the plan's as-of; without a stored plan, from assigned_at."""
+    as_of = dt.datetime(2026, 3, 1, 12, 0)
+    send = dt.datetime(2026, 3, 2, 9, 0)  # the plan's slot for b1 and b2
+    con.execute(
+        "INSERT INTO campaign_plans (plan_id, campaign, occurrence, as_of, created_at) VALUES "
+        "('p1', 'c', '2026-03-02T09:00:00Z', ?, ?)",
+        [as_of, NOW],
+    )
+    con.execute(
+        "INSERT INTO plan_rows (plan_id, user_id, status, send_at) VALUES "
+        "('p1', 'b1', 'planned', ?), ('p1', 'b2', 'planned', ?)",
+        [send, send + dt.timedelta(hours=5)],  # b2: a later send time (its own zone, habit)
+    )
+    assign(con, "c", "P", ["P-B1", "P-B2", "P-B3"], audience(con, ["b1", "b2", "b3"]), "p1",
+           NOW, SECRET)  # fmt: skip
+    assign(con, "c", "P", ["P-N1"], audience(con, ["n1"], "aud2"), None, NOW, SECRET)
+    purchase(con, "o1", "b1", "P-B1", send + dt.timedelta(days=1))  # after the send
+    purchase(con, "o2", "b1", "P-B1", send - dt.timedelta(minutes=1))  # before it: no code yet
+    purchase(con, "o3", "b2", "P-B2", send + dt.timedelta(hours=1))  # before b2's own send
+    purchase(con, "o4", "b2", "P-B2", send + dt.timedelta(hours=5))  # at it
+    purchase(con, "o5", "b3", "P-B3", as_of + dt.timedelta(hours=1))  # no row: from as-of
+    purchase(con, "o6", "b3", "P-B3", as_of - dt.timedelta(hours=1))
+    purchase(con, "o7", "n1", "P-N1", send)  # no stored plan: before assigned_at
+    purchase(con, "o8", "n1", "P-N1", NOW + dt.timedelta(hours=1))
+    purchase(con, "o9", None, "P-B1", send + dt.timedelta(hours=2))  # foreign, after the send
+    purchase(con, "o10", "x", "P-B1", send - dt.timedelta(hours=2))  # foreign, before it
+    assert NOW > send + dt.timedelta(days=1)  # the old rule (ts >= assigned_at) finds none
+    got = redemptions(con, "c", as_of=NOW + dt.timedelta(days=1))
+    assert [r.order_id for r in got] == ["o1", "o4", "o5", "o8"]
+    assert [r.order_id for r in foreign_redemptions(con, "c")] == ["o9"]
+
+
 def test_codes_for_only_the_given_users(con: duckdb.DuckDBPyConnection) -> None:
     assign(con, "c", "P", None, audience(con, ["u1", "u2"]), None, NOW, SECRET)
     assert list(codes_for(con, "c", audience(con, ["u2", "u9"], "sub"))) == ["u2"]
