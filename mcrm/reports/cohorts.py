@@ -95,7 +95,7 @@ def build(
     if mode == "unbounded":
         cells = f"SELECT x.c, x.k, count(*) AS n FROM ({cells}) x GROUP BY x.c, x.k"
     sql = f"""
-WITH up AS ({up}),
+WITH up AS MATERIALIZED ({up}),
 h AS (SELECT hc.unit, hc.c FROM ({coh}) hc
       WHERE hc.c >= {date_lit(first)} AND hc.c <= {date_lit(last)}),
 cells AS ({cells})

@@ -147,10 +147,11 @@ def _steps_sql(
 
 
 def _levels_sql(n: int, within: dt.timedelta | None) -> str:
-    """Over relation `x` (unit, grp, ts, id, si, m1..mn), one row per (unit, grp): r1..rn
-    (reached level k) and t2..tn (microseconds from the start to the first reach of k)."""
-    order = "PARTITION BY y.unit, y.grp ORDER BY y.ts, y.si, y.id"
-    base = ["unit", "grp", "ts", "id", "si", *[f"m{i}" for i in range(1, n + 1)]]
+    """Over relation `x` (sid, gno, ts, id, si, m1..mn), one row per segment sid (a unit, or a
+    (unit, group) pair): r1..rn (reached level k) and t2..tn (microseconds from the start to
+    the first reach of k)."""
+    order = "PARTITION BY y.sid ORDER BY y.ts, y.si, y.id"
+    base = ["sid", "gno", "ts", "id", "si", *[f"m{i}" for i in range(1, n + 1)]]
     cols = [*base, "s1"]
     cur = f"SELECT {', '.join(f'x.{c}' for c in base)}, CASE WHEN x.m1 THEN x.ts END AS s1 FROM x"
     for k in range(2, n + 1):
@@ -175,43 +176,137 @@ def _levels_sql(n: int, within: dt.timedelta | None) -> str:
         f"NULL) AS t{k}"
         for k in range(2, n + 1)
     ]
-    return f"SELECT l.unit, l.grp, {', '.join(aggs)} FROM ({cur}) l GROUP BY l.unit, l.grp"
+    return f"SELECT l.sid, l.gno, {', '.join(aggs)} FROM ({cur}) l GROUP BY l.sid, l.gno"
 
 
 def _funnel(
-    con: duckdb.DuckDBPyConnection, steps_sql: str, n: int, within: Any, grouped: bool
+    con: duckdb.DuckDBPyConnection,
+    steps_sql: str,
+    n: int,
+    within: Any,
+    grouped: bool,
+    engine: str = "polars",
 ) -> dict[str, list[tuple[int, float | None]]]:
-    """Per group: [(reached(k), median seconds to k)] for k = 1..n."""
+    """Per group: [(reached(k), median seconds to k)] for k = 1..n.
+
+    The step events are materialised once; each segment (a unit, or a unit and the group of
+    one of its step-1 events) gets an integer id `sid` and each group a number `gno`, so the
+    level pass sorts and partitions on integers rather than on user-id strings. Segments are
+    numbered in no particular order: nothing in the result depends on the numbering."""
+    ms = [f"st.m{i}" for i in range(1, n + 1)]
     if grouped:
+        g = f"coalesce(st.g, '{NONE}')"
         x = (
-            f"WITH st AS ({steps_sql}), "
-            f"gr AS (SELECT DISTINCT st.unit, coalesce(st.g, '{NONE}') AS grp FROM st "
-            "WHERE st.m1), "
-            "x AS (SELECT st.unit, gr.grp, st.ts, st.id, st.si, "
-            + ", ".join(
-                (f"st.m1 AND coalesce(st.g, '{NONE}') = gr.grp AS m1" if i == 1 else f"st.m{i}")
-                for i in range(1, n + 1)
-            )
-            + " FROM st JOIN gr ON gr.unit = st.unit) "
+            f"WITH st AS MATERIALIZED ({steps_sql}), "
+            f"gr AS (SELECT DISTINCT st.unit, {g} AS grp FROM st WHERE st.m1), "
+            "gl AS (SELECT d.grp, row_number() OVER (ORDER BY d.grp) AS gno "
+            "FROM (SELECT DISTINCT gr.grp FROM gr) d), "
+            "seg AS (SELECT gr.unit, gr.grp, gl.gno, row_number() OVER () AS sid "
+            "FROM gr JOIN gl ON gl.grp = gr.grp), "
+            "x AS (SELECT seg.sid, seg.gno, st.ts, st.id, st.si, "
+            + ", ".join([f"st.m1 AND {g} = seg.grp AS m1", *ms[1:]])
+            + " FROM st JOIN seg ON seg.unit = st.unit) "
         )
+        labels_sql = x + "SELECT gl.gno, gl.grp FROM gl"
     else:
         x = (
-            f"WITH st AS ({steps_sql}), "
-            "u AS (SELECT DISTINCT st.unit FROM st WHERE st.m1), "
-            f"x AS (SELECT st.unit, '{ALL}' AS grp, st.ts, st.id, st.si, "
-            + ", ".join(f"st.m{i}" for i in range(1, n + 1))
-            + " FROM st WHERE st.unit IN (SELECT u.unit FROM u)) "
+            f"WITH st AS MATERIALIZED ({steps_sql}), "
+            "seg AS (SELECT d.unit, row_number() OVER () AS sid "
+            "FROM (SELECT DISTINCT st.unit FROM st WHERE st.m1) d), "
+            f"x AS (SELECT seg.sid, 0 AS gno, st.ts, st.id, st.si, {', '.join(ms)} "
+            "FROM st JOIN seg ON seg.unit = st.unit) "
         )
-    aggs = [f"count(*) FILTER (WHERE p.r{k}) AS n{k}" for k in range(1, n + 1)]
-    aggs += [f"quantile_cont(p.t{k}, 0.5) AS q{k}" for k in range(2, n + 1)]
-    sql = f"{x}SELECT p.grp, {', '.join(aggs)} FROM ({_levels_sql(n, within)}) p GROUP BY p.grp"
-    out: dict[str, list[tuple[int, float | None]]] = {}
-    for row in con.execute(sql).fetchall():
-        counts = [int(v) for v in row[1 : n + 1]]
+        labels_sql = None
+    if engine == "polars":
+        keep = ["x.sid", "x.gno", "x.ts", "x.si", *(["x.id"] if grouped else [])]
+        cols = ", ".join([*keep, *[f"x.m{i}" for i in range(1, n + 1)]])
+        per = _levels_polars(con, f"{x}SELECT {cols} FROM x", n, within)
+    else:
+        aggs = [f"count(*) FILTER (WHERE p.r{k}) AS n{k}" for k in range(1, n + 1)]
+        aggs += [f"quantile_cont(p.t{k}, 0.5) AS q{k}" for k in range(2, n + 1)]
+        sql = (
+            f"{x}SELECT p.gno, {', '.join(aggs)} FROM ({_levels_sql(n, within)}) p GROUP BY p.gno"
+        )
+        per = {}
+        for row in con.execute(sql).fetchall():
+            counts = [int(v) for v in row[1 : n + 1]]
+            medians: list[float | None] = [None]
+            medians += [None if q is None else float(q) / 1e6 for q in row[n + 1 :]]
+            per[int(row[0])] = list(zip(counts, medians, strict=True))
+    if labels_sql is None:
+        return {ALL: per[0]} if 0 in per else {}
+    labels = {int(a): str(b) for a, b in con.execute(labels_sql).fetchall()}
+    return {labels[k]: v for k, v in per.items()}
+
+
+def _levels_polars(
+    con: duckdb.DuckDBPyConnection, x_sql: str, n: int, within: dt.timedelta | None
+) -> dict[int, list[tuple[int, float | None]]]:
+    """The same pass as `_levels_sql`, vectorised in polars over the sorted step events.
+
+    A start is kept as its row number in the frame sorted by (sid, ts, si), so the
+    latest start before a row is one global running maximum: within a segment the row numbers
+    grow with (ts, si), and anything below the segment's first row belongs to
+    an earlier segment, i.e. "no start yet". A segment's first reach of level k is the row
+    where its running count of level-k successes becomes 1; counting those rows per group
+    gives reached(k), and their t_k − s_k give the median (polars' median interpolates
+    linearly, as quantile_cont(0.5))."""
+    import polars as pl
+
+    df = con.sql(x_sql).pl()
+    if df.height == 0:
+        return {}
+    # Without a breakdown, rows tied on (ts, si) are events of one name at one instant: they
+    # match the same steps, so their order cannot change the result and the event-id
+    # tie-break can be left out (it is a string sort). With one, two such events can differ
+    # in m1 (their groups differ), so the id is kept.
+    keys = ["sid", "ts", "si", "id"] if "id" in df.columns else ["sid", "ts", "si"]
+    df = df.sort(keys).with_row_index("idx")
+    df = df.with_columns(pl.col("idx").cast(pl.Int64))
+    new = pl.col("sid") != pl.col("sid").shift(1)
+    df = df.with_columns(new.fill_null(True).alias("new")).with_columns(
+        pl.when(pl.col("new")).then(pl.col("idx")).forward_fill().alias("seg_first")
+    )
+    aggs: list[pl.Expr] = []
+    for k in range(1, n + 1):
+        if k == 1:
+            sk = pl.when(pl.col("m1")).then(pl.col("idx"))
+        else:
+            a = pl.col(f"s{k - 1}").fill_null(-1).cum_max().shift(1, fill_value=-1)
+            df = df.with_columns(a.alias("a"))
+            ok = pl.col(f"m{k}") & (pl.col("a") >= pl.col("seg_first"))
+            if within is not None:
+                start_ts = pl.col("ts").gather(pl.col("a").clip(lower_bound=0))
+                ok = ok & ((pl.col("ts") - start_ts) <= pl.duration(microseconds=_us(within)))
+            sk = pl.when(ok).then(pl.col("a"))
+        df = df.with_columns(sk.alias(f"s{k}"))
+        nn = pl.col(f"s{k}").is_not_null().cast(pl.Int64)
+        df = df.with_columns(nn.cum_sum().alias("c")).with_columns(
+            pl.when(pl.col("new")).then(pl.col("c") - nn).forward_fill().alias("base")
+        )
+        first = pl.col(f"s{k}").is_not_null() & ((pl.col("c") - pl.col("base")) == 1)
+        ttc = pl.col("ts") - pl.col("ts").gather(pl.col(f"s{k}").fill_null(0))
+        df = df.with_columns(
+            first.alias(f"f{k}"),
+            pl.when(first).then(ttc.dt.total_microseconds()).alias(f"t{k}"),
+        )
+        aggs.append(pl.col(f"f{k}").sum().alias(f"n{k}"))
+        if k > 1:
+            aggs.append(pl.col(f"t{k}").median().alias(f"q{k}"))
+    res = df.group_by("gno").agg(aggs)
+    out: dict[int, list[tuple[int, float | None]]] = {}
+    for rec in res.iter_rows(named=True):
+        counts = [int(rec[f"n{k}"]) for k in range(1, n + 1)]
         medians: list[float | None] = [None]
-        medians += [None if q is None else float(q) / 1e6 for q in row[n + 1 :]]
-        out[str(row[0])] = list(zip(counts, medians, strict=True))
+        for k in range(2, n + 1):
+            q = rec[f"q{k}"]
+            medians.append(None if q is None else float(q) / 1e6)
+        out[int(rec["gno"])] = list(zip(counts, medians, strict=True))
     return out
+
+
+def _us(w: dt.timedelta) -> int:
+    return w.days * 86_400_000_000 + w.seconds * 1_000_000 + w.microseconds
 
 
 def _known_events(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[set[str], list[str]]:
@@ -235,7 +330,10 @@ def build(
     steps: list[str],
     within: dt.timedelta | None = dt.timedelta(days=1),
     by: str | None = None,
+    engine: str = "polars",
 ) -> Report:
+    """The funnel of `steps` (see the module docstring). `engine="sql"` runs the level pass
+    as DuckDB window functions instead of polars: the same result, and the portable form."""
     st = parse_steps(list(steps))
     if by is not None and by not in BY:
         raise UsageError(
@@ -253,10 +351,10 @@ def build(
                 + (f"; {hint}" if hint else "")
             )
     n = len(st)
-    total = _funnel(con, _steps_sql(st, period, within, None), n, within, False)
+    total = _funnel(con, _steps_sql(st, period, within, None), n, within, False, engine)
     groups: dict[str, list[tuple[int, float | None]]] = {ALL: total.get(ALL) or [(0, None)] * n}
     if by is not None:
-        per = _funnel(con, _steps_sql(st, period, within, by), n, within, True)
+        per = _funnel(con, _steps_sql(st, period, within, by), n, within, True, engine)
         for g in sorted(per, key=lambda g: (-per[g][0][0], g)):
             groups[g] = per[g]
     rows: list[tuple[Any, ...]] = []

@@ -62,7 +62,7 @@ def build(
     prev_p = iv.shift_sql("w.p", unit, -1)
     next_p = iv.shift_sql("w.p", unit, 1)
     sql = f"""
-WITH up AS ({units}),
+WITH up AS MATERIALIZED ({units}),
 fp AS (SELECT up.unit, min(up.p) AS fp FROM up GROUP BY up.unit),
 w AS (
   SELECT up.unit, up.p, fp.fp,

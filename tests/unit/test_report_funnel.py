@@ -180,6 +180,26 @@ def test_breakdown_by_platform_matches_the_brute_force(
     assert sum(v[0][0] for v in want.values()) >= total["(all)"][0][0]
 
 
+@pytest.mark.parametrize(("steps", "within", "from_", "to"), GENERATED)
+def test_sql_engine_agrees(
+    gen: tuple[SegWS, Data],
+    steps: list[str],
+    within: dt.timedelta | None,
+    from_: str,
+    to: str | None,
+) -> None:
+    """The portable window-function pass and the polars pass give the same report."""
+    from mcrm.db import open_db
+    from mcrm.reports.funnel import build
+
+    w, _ = gen
+    p = period(ZONE, from_, to, AS_OF)
+    with open_db(w.ws) as con:
+        a = build(con, w.ws, p, steps, within, "platform", engine="sql")
+        b = build(con, w.ws, p, steps, within, "platform", engine="polars")
+    assert close(got_levels(a, "platform"), got_levels(b, "platform"))
+
+
 def test_ratios(gen: tuple[SegWS, Data]) -> None:
     w, _ = gen
     p = period(ZONE, "2025-09-01", None, AS_OF)
@@ -289,6 +309,34 @@ def test_breakdown_takes_the_step1_platform(tmp_path: Path) -> None:
     rep = run(w, hand_period(), ["product_view", "add_to_cart"], DAY, "platform")
     got = {g: [n for n, _ in v] for g, v in got_levels(rep, "platform").items()}
     assert got == {"(all)": [3, 2], "ios": [2, 1], "android": [1, 1], "(none)": [1, 0]}
+
+
+def test_simultaneous_repeated_step_on_two_platforms(tmp_path: Path) -> None:
+    """Steps view, view, cart; an android and an ios view at one instant order by event id
+    ("a" first): the android path reaches the cart, the ios one stays at step 1."""
+    w = SegWS(tmp_path / "w", timezone="UTC")
+    evs = [
+        Ev("u", at(0), "b", "product_view", platform="ios"),
+        Ev("u", at(0), "a", "product_view", platform="android"),
+        Ev("u", at(0, 60), "c", "add_to_cart", platform="ios"),
+    ]
+    d = Data(evs=evs, users=["u"])
+    d.load(w)
+    steps = ["product_view", "product_view", "add_to_cart"]
+    p = hand_period()
+    for engine in ("polars", "sql"):
+        from mcrm.db import open_db
+        from mcrm.reports.funnel import build
+
+        with open_db(w.ws) as con:
+            rep = build(con, w.ws, p, steps, DAY, "platform", engine=engine)
+        got = {g: [n for n, _ in v] for g, v in got_levels(rep, "platform").items()}
+        assert got == {"(all)": [1, 1, 1], "android": [1, 1, 1], "ios": [1, 0, 0]}, engine
+    want = reference(d, steps, p, DAY, by=True)
+    assert {g: [n for n, _ in v] for g, v in want.items()} == {
+        "android": [1, 1, 1],
+        "ios": [1, 0, 0],
+    }
 
 
 def test_bad_input() -> None:
