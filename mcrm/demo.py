@@ -4,8 +4,17 @@
   exports (Amplitude, AppsFlyer, Firebase, Shopify) plus canonical CSVs for the kinds no
   vendor supplies. Deterministic: the same seed gives byte-identical files.
 - `generate_scale` writes big canonical CSVs for benchmarks, generated inside DuckDB.
-- `run` is `mcrm demo`: generate if needed, import everything, show stats and one profile,
-  and write the HTML report (`.mcrm/report.html`).
+- `run` is `mcrm demo`: generate if needed, import everything, backfill the weeks since the
+  team moved to mcrm (`backfill`), show stats and one profile, and write the HTML report
+  (`.mcrm/report.html`).
+
+The sample's story: the team moved to mcrm `demo_messages.MOVE_WEEKS` (4) weeks before the end
+of the data. The message history in `data/` (`mcrm.demo_messages`) is what its previous tools
+sent before the move; from the move on, `mcrm demo` sends the same campaigns with mcrm itself,
+occurrence by occurrence, as cron's `mcrm run` would have: each one planned as of its first
+send time with the data of that moment (holdout rows, coupons), sent through the workspace's
+file outbox at each user's send time (outbox rows, `sent` message events), recorded in
+`campaign_runs`, with a segment snapshot at each weekly instant.
 """
 
 from __future__ import annotations
@@ -2762,8 +2771,12 @@ def _write_lines(path: Path, lines: Iterable[str], compress: bool) -> None:
     path.write_bytes(_gzip(data) if compress else data)
 
 
+SAMPLE_END = date(2026, 11, 15)
+"""The sample's last day (`generate_sample`'s default `end`)."""
+
+
 def generate_sample(
-    out: Path, users: int = 3000, seed: int = 7, end: date = date(2026, 11, 15)
+    out: Path, users: int = 3000, seed: int = 7, end: date = SAMPLE_END
 ) -> list[Path]:
     """Write the realistic sample (see module docstring) into `out`; returns the files.
 
@@ -2878,6 +2891,8 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
             markup=False,
         )
     if (ws.root / "segments.yaml").exists():
+        if (ws.root / "campaigns").is_dir():
+            backfill(ws, quiet, seed)
         _demo_segments(ws, quiet)
         if (ws.root / "campaigns").is_dir():
             _demo_campaign(ws, quiet)
@@ -2914,6 +2929,136 @@ def _demo_report(ws: Workspace, quiet: bool) -> None:
 
 
 DEMO_CAMPAIGN = "winback_dormant"
+
+
+@dataclass
+class Backfilled:
+    """One occurrence `backfill` planned and sent."""
+
+    campaign: str
+    occurrence: str
+    as_of: dt.datetime
+    plan_id: str
+    planned: int
+    holdout: int
+    sent: int
+    snapshot: int | None  # the segment run computed at as_of, if any
+
+
+def backfill(ws: Workspace, quiet: bool = True, seed: int = 7) -> list[Backfilled]:
+    """The weeks since the move to mcrm, sent by mcrm (see the module docstring).
+
+    For each campaign of `demo_messages.EMAIL_CAMPAIGNS` found in campaigns/, each schedule
+    slot after the move whose first send time is at or before the sample's last event (in
+    time order, across campaigns), not yet in `campaign_runs`: segments are computed as of
+    the first send time when the campaign is the weekly `DEMO_CAMPAIGN` (a snapshot a week),
+    the slot is planned as of that instant (`plan_campaign(..., occurrence_at=slot)`, as
+    `mcrm run` does), and `mcrm send --plan FILE --now T` is done at each distinct planned
+    send time T of the plan, so every user gets it at their own 10:00. Slots already in
+    `campaign_runs` are skipped: a second `mcrm demo` adds nothing. Returns what was done.
+    """
+    import random
+
+    from mcrm import demo_messages
+    from mcrm.campaigns.engine import campaign_files, load_all, plan_campaign, validate
+    from mcrm.db import open_db
+    from mcrm.dispatch import outbox
+    from mcrm.dispatch.run import DEFAULT_GRACE, due_slots
+    from mcrm.dispatch.send import send
+    from mcrm.output import console
+    from mcrm.segments.engine import compute
+    from mcrm.yamlio import Problems
+
+    names = {p.stem for p in campaign_files(ws.root)}
+    chosen = [n for n in demo_messages.EMAIL_CAMPAIGNS if n in names]
+    if not chosen or validate(ws)[0]:
+        return []  # _demo_campaign reports the problems
+    zone = ws.settings.timezone
+    with open_db(ws, write=True) as con:
+        outbox.ensure_tables(con)
+        last = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
+        done = {
+            (r[0], r[1])
+            for r in con.execute("SELECT campaign, occurrence FROM campaign_runs").fetchall()
+        }
+        zones = sorted(
+            {zone}
+            | {
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT timezone FROM users WHERE timezone IS NOT NULL"
+                ).fetchall()
+                if _is_zone(r[0])
+            }
+        )
+    if last is None:
+        return []
+    end = last.replace(microsecond=0)
+    move_day = demo_messages.moved(SAMPLE_END)
+    move = _to_utc(dt.datetime.combine(move_day, dt.time()), ZoneInfo(zone))
+    probs = Problems()
+    loaded = load_all(ws, probs, chosen)
+    probs.raise_first()
+    slots = sorted(
+        (first, name, slot)
+        for name in chosen
+        for slot, first, _last in due_slots(
+            loaded.campaigns[name], end, zone, zones, DEFAULT_GRACE, since=move
+        )
+        if slot >= move
+    )
+    err = console()
+    rng = random.Random(f"{seed}:backfill")
+    out: list[Backfilled] = []
+    for first, name, slot in slots:
+        if (name, slot.isoformat() + "Z") in done:
+            continue
+        snap = compute(ws, None, first).run_id if name == DEMO_CAMPAIGN else None
+        res = plan_campaign(ws, name, first, occurrence_at=slot)
+        plan_file = ws.root / res.file
+        with open_db(ws) as con:
+            times = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT send_at FROM plan_rows WHERE plan_id = ? AND status = "
+                    "'planned' AND send_at IS NOT NULL ORDER BY 1",
+                    [res.plan_id],
+                ).fetchall()
+            ]
+            held = int(
+                con.execute(
+                    "SELECT count(*) FROM plan_rows WHERE plan_id = ? AND status = 'holdout'",
+                    [res.plan_id],
+                ).fetchall()[0][0]
+            )
+        sent = 0
+        for t in times:  # one `mcrm send --now T` per zone's send time, as cron would
+            got = send(ws, name, plan_file=plan_file, now=max(t, first), rng=rng)
+            sent += got.outcomes.get("sent", 0)
+        with open_db(ws, write=True) as con:
+            con.execute(
+                "INSERT INTO campaign_runs VALUES (?, ?, 'planned', ?, ?) ON CONFLICT DO NOTHING",
+                [name, res.occurrence, res.plan_id, first],
+            )
+        out.append(
+            Backfilled(name, res.occurrence, first, res.plan_id, res.planned, held, sent, snap)
+        )
+        if not quiet:
+            err.print(
+                f"mcrm since the move ({move_day}): {name} {res.occurrence} planned as of "
+                f"{first:%Y-%m-%dT%H:%M}Z: {res.planned} planned, {held} holdout, {sent} sent "
+                f"to the outbox" + (f"; segments run {snap}" if snap is not None else ""),
+                markup=False,
+            )
+    return out
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        return False
+    return True
 
 
 def _demo_campaign(ws: Workspace, quiet: bool) -> None:

@@ -1,19 +1,26 @@
 """The sample's message history (data/ in the repository), derived from the sample itself.
 
-`write(out, seed, end)` reads the files `mcrm.demo.generate_sample` has just written (users,
-consents, devices and the app's push opens) and adds what a team migrating to mcrm would bring
-along from its previous tools:
+The story: the team **moved to mcrm `MOVE_WEEKS` (4) weeks before the end of the data**
+(`moved(end)`: 2026-10-18 for the sample ending 2026-11-15). `write(out, seed, end)` reads the
+files `mcrm.demo.generate_sample` has just written (users, consents, devices and the app's push
+opens) and adds what the team brought along from its previous tools:
 
-- `sendgrid_events.jsonl.gz` — the SendGrid Event Webhook log of two of the example e-mail
-  campaigns (`winback_dormant` on Mondays at 10:00, `vip_recommendations` on the 1st at 11:00,
-  each user's zone) over the sample's last 10 weeks, to a deterministic share of the users
-  with e-mail marketing consent. Events as SendGrid posts them (processed, delivered, deferred,
-  open — Apple Mail prefetches flagged `sg_machine_open` —, click, bounce / blocked, dropped,
-  unsubscribe, group_unsubscribe, spamreport), the campaign in the `mcrm_campaign` custom arg.
+- `sendgrid_events.jsonl.gz` — the SendGrid Event Webhook log of the two e-mail campaigns the
+  previous tool sent (`EMAIL_CAMPAIGNS`: `winback_dormant` on Mondays at 10:00,
+  `vip_recommendations` on the 1st at 11:00, each user's zone), from 10 weeks before the end of
+  the data up to the move, to a deterministic share of the users with e-mail marketing
+  consent. Nothing is sent from the move on: from then mcrm sends these campaigns itself
+  (`mcrm demo` backfills those weeks through the file outbox, `mcrm.demo.backfill`), so no
+  campaign is sent twice on one day by two systems. Events as SendGrid posts them (processed,
+  delivered, deferred, open — Apple Mail prefetches flagged `sg_machine_open` —, click,
+  bounce / blocked, dropped, unsubscribe, group_unsubscribe, spamreport), the campaign in the
+  `mcrm_campaign` custom arg. The sends before the move are the same as before the move date
+  existed (same random stream), the log just stops there.
 - `push_sends.csv.gz` — the sends of the app's weekly push campaigns (`weekly_<month>_<cc>`,
   Thursdays at 10:00 local, to every user with a push token in that country; the last 10
-  weeks), as generic `message-events` rows. The app's own `push_open` events (Amplitude,
-  Firebase) then give their opens.
+  weeks), as generic `message-events` rows. The app team sends these from the Firebase
+  console and did not move them (they are not in `campaigns/`): their sends go on to the end,
+  as the app's own `push_open` events (Amplitude, Firebase) that give their opens do.
 
 Same inputs and seed, same bytes (gzip without a timestamp).
 """
@@ -41,6 +48,15 @@ COUNTRY_ZONES = {
     "ru": ("RU", "Europe/Moscow"),
 }
 MACHINE_DOMAINS = ("icloud.com", "me.com", "mac.com")
+EMAIL_CAMPAIGNS = ("winback_dormant", "vip_recommendations")
+"""The campaigns the previous e-mail tool sent, and mcrm sends from the move on."""
+MOVE_WEEKS = 4
+
+
+def moved(end: dt.date) -> dt.date:
+    """The day the team moved to mcrm: `MOVE_WEEKS` weeks before the data's last day `end`.
+    The history's last send is the day before; mcrm's first occurrences fall on or after it."""
+    return end - dt.timedelta(weeks=MOVE_WEEKS)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -78,7 +94,7 @@ def _email_events(
     first = end - dt.timedelta(days=70)
     slots: list[tuple[str, dt.date, int, float]] = []
     d = first
-    while d <= end - dt.timedelta(days=1):
+    while d < moved(end):
         if d.weekday() == 0:
             slots.append(("winback_dormant", d, 10, 0.12))
         if d.day == 1:
