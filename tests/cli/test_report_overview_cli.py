@@ -52,7 +52,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return w.root
 
 
-
 def test_overview_json_has_both_tables(cli: Cli, root: Path) -> None:
     r = cli(WS(root), "report", "overview", "--by", "platform", "--as-of", AS_OF, "-f", "json")
     assert r.exit_code == 0, r.stderr
