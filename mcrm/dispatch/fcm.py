@@ -23,6 +23,7 @@ service account (google-auth, over `requests`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import threading
@@ -57,6 +58,7 @@ OPTIONS = {
 Clock = Callable[[], float]
 
 
+@functools.lru_cache(maxsize=256)  # one value per (campaign, occurrence): not per message
 def collapse_id(campaign: str, occurrence: str) -> str:
     """The collapse key of one occurrence of a campaign: 16 hex digits of a SHA-256."""
     return hashlib.sha256(json.dumps([campaign, occurrence]).encode()).hexdigest()[:16]

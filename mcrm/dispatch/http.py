@@ -137,6 +137,7 @@ class Wire:
         if parts.query:
             self.path += "?" + parts.query
         self.url = url
+        self._timeouts: dict[tuple[float, float], Any] = {}
         env = urllib.request.getproxies_environment()
         proxy = env.get(parts.scheme) or env.get("all")
         if proxy and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
@@ -154,8 +155,11 @@ class Wire:
             self._pool = urllib3.connection_from_url(url, maxsize=pool, block=False)
 
     def post(self, body: bytes, headers: dict[str, str], timeout: tuple[float, float]) -> Any:
-        import urllib3
+        t = self._timeouts.get(timeout)
+        if t is None:
+            import urllib3
 
+            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         r = self._pool.urlopen(
             "POST",
             self.path,
@@ -164,7 +168,7 @@ class Wire:
             retries=False,
             redirect=False,
             assert_same_host=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            timeout=t,
             preload_content=True,
         )
         return WireResponse(r.status, r.headers, r.data)
