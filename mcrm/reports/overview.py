@@ -523,7 +523,7 @@ def trend_rows(con: duckdb.DuckDBPyConnection, p: Period, interval: str) -> list
                 k,
                 len(ds),
                 natural_end(ds[0], interval) >= p.as_of_day,
-                sum(series[d][0] for d in ds) / len(ds),
+                series[end][0] if interval == "day" else sum(series[d][0] for d in ds) / len(ds),
                 wau,
                 mau,
                 ratio(dau30, mau),
