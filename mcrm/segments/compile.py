@@ -558,6 +558,18 @@ def c_clv(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     return f"u.user_id IN (SELECT user_id FROM clv_prediction WHERE {cond})"
 
 
+def not_invalid(ctx: Ctx, channel: str, address_sql: str) -> str:
+    """The address is not in the invalid-address registry (hard bounces, dead numbers:
+    `invalid_addresses`) as of D, the planner's rule (mcrm.campaigns.plan): the key is the
+    lowercase hex sha256 of `<channel>:<normalised address>` (mcrm.dispatch.core.address_hash;
+    `transpile` keeps it lowercase hex in every dialect)."""
+    key = f"sha256({lit(channel + ':')} || {address_sql})"
+    return (
+        f"{key} NOT IN (SELECT ia.address_hash FROM invalid_addresses ia "
+        f"WHERE ia.channel = {lit(channel)} AND ia.invalid_at <= {ctx.d})"
+    )
+
+
 def c_reachable(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
     ch = a["channel"]
     if ch == "push":
@@ -568,9 +580,15 @@ def c_reachable(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
         )
         return f"({dev} AND {consent_granted(ctx, 'push')})"
     if ch == "email":
-        return f"(u.email IS NOT NULL AND {consent_granted(ctx, 'email')})"
+        return (
+            f"(u.email IS NOT NULL AND {not_invalid(ctx, 'email', 'lower(trim(u.email))')} "
+            f"AND {consent_granted(ctx, 'email')})"
+        )
     if ch == "sms":
-        return f"(u.phone IS NOT NULL AND {consent_granted(ctx, 'sms')})"
+        return (
+            f"(u.phone IS NOT NULL AND {not_invalid(ctx, 'sms', 'trim(u.phone)')} "
+            f"AND {consent_granted(ctx, 'sms')})"
+        )
     dev = "u.user_id IN (SELECT d.user_id FROM devices d)"
     app = (
         f"u.user_id IN (SELECT e.user_id FROM events e WHERE e.user_id IS NOT NULL AND "

@@ -242,6 +242,10 @@ def _portable(tree: Any, dialect: str) -> Any:
       and Trino `at_timezone(with_timezone(ts, 'UTC'), z)`. Spark's `from_utc_timestamp`
       chain and ClickHouse's `AT TIME ZONE` are right as they are.
     - Trino's `md5` takes VARBINARY: `md5(to_utf8(x))`.
+    - `sha256(x)` (the invalid-address key of `reachable`) is lowercase hex in DuckDB, Spark
+      and Snowflake (`SHA2(x, 256)`) and Trino (SQLGlot adds `lower(to_hex(...))`), but bytes
+      in BigQuery and ClickHouse: there it becomes `TO_HEX(SHA256(x))` /
+      `LOWER(HEX(SHA256(x)))`; Trino's `sha256` takes VARBINARY, like its `md5`.
     - JSON paths with a wildcard (`$[*].sku`, the `purchase` item filters) have no portable
       form: SQLGlot fails on most dialects and gives Spark a string where an array is meant.
     """
@@ -275,6 +279,15 @@ def _portable(tree: Any, dialect: str) -> Any:
                     this="with_timezone", expressions=[ts, exp.Literal.string("UTC")]
                 )
                 return exp.Anonymous(this="at_timezone", expressions=[aware, zone])
+        if dialect in ("bigquery", "clickhouse") and isinstance(node, exp.SHA2):
+            if not isinstance(node.parent, exp.LowerHex):
+                return exp.LowerHex(this=node.copy())
+        if dialect == "trino" and isinstance(node, exp.SHA2):
+            if not isinstance(node.this, exp.Encode):
+                return exp.SHA2(
+                    this=exp.Encode(this=node.this, charset=exp.Literal.string("utf-8")),
+                    length=node.args.get("length"),
+                )
         if dialect == "trino" and isinstance(node, exp.MD5):
             return exp.MD5(this=exp.Encode(this=node.this, charset=exp.Literal.string("utf-8")))
         return node

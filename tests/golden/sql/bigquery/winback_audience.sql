@@ -261,6 +261,14 @@ WHERE
     )
     AND (
       NOT u.email IS NULL
+      AND NOT TO_HEX(SHA256('email:' || LOWER(TRIM(u.email)))) IN (
+        SELECT
+          ia.address_hash
+        FROM invalid_addresses AS ia
+        WHERE
+          ia.channel = 'email'
+          AND ia.invalid_at <= CAST('2026-11-15 20:00:00.000000' AS DATETIME)
+      )
       AND u.user_id IN (
         SELECT
           user_id

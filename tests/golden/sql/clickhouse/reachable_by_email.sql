@@ -10,6 +10,16 @@ WHERE
     NOT (
       u.email IS NULL
     )
+    AND NOT (
+      LOWER(HEX(SHA256('email:' || LOWER(TRIM(u.email))))) IN (
+        SELECT
+          ia.address_hash
+        FROM invalid_addresses AS ia
+        WHERE
+          ia.channel = 'email'
+          AND ia.invalid_at <= CAST('2026-11-15 20:00:00.000000' AS Nullable(DateTime))
+      )
+    )
     AND u.user_id IN (
       SELECT
         user_id

@@ -8,6 +8,14 @@ WHERE
   )
   AND (
     NOT u.email IS NULL
+    AND NOT SHA2('email:' || LOWER(TRIM(u.email)), 256) IN (
+      SELECT
+        ia.address_hash
+      FROM invalid_addresses AS ia
+      WHERE
+        ia.channel = 'email'
+        AND ia.invalid_at <= CAST('2026-11-15 20:00:00.000000' AS TIMESTAMPNTZ)
+    )
     AND u.user_id IN (
       SELECT
         user_id

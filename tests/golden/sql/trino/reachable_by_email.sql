@@ -8,6 +8,20 @@ WHERE
   )
   AND (
     NOT u.email IS NULL
+    AND NOT LOWER(
+      TO_HEX(
+        SHA256(
+          TO_UTF8(CONCAT(CAST('email:' AS VARCHAR), CAST(LOWER(TRIM(u.email)) AS VARCHAR)))
+        )
+      )
+    ) IN (
+      SELECT
+        ia.address_hash
+      FROM invalid_addresses AS ia
+      WHERE
+        ia.channel = 'email'
+        AND ia.invalid_at <= CAST('2026-11-15 20:00:00.000000' AS TIMESTAMP)
+    )
     AND u.user_id IN (
       SELECT
         user_id
