@@ -96,7 +96,7 @@ def user_profile(
     ws: Workspace, ident: str, as_of: dt.datetime | None = None, show_pii: bool = False
 ) -> dict[str, Any]:
     from mcrm.db import open_db
-    from mcrm.people import profile
+    from mcrm.people import clv_prediction, profile
 
     with open_db(ws) as con:
         data = profile(con, ident, as_of, show_pii)
@@ -104,6 +104,12 @@ def user_profile(
             from mcrm.segments.engine import user_analytics
 
             data["analytics"] = user_analytics(con, ws, data["user_id"], as_of)
+        pred = clv_prediction(con, data["user_id"], as_of)
+        if pred is not None:  # absent: no key (the profile shows nothing)
+            pred["currency"] = ws.settings.base_currency
+            now = as_of or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            data.setdefault("analytics", {"as_of": now})
+            data["analytics"]["clv"] = pred
         return data
 
 

@@ -121,7 +121,16 @@ def profile(data: dict[str, object]) -> None:
             parts.append(f"RFM {rfm['segment']} (cell {rfm['cell']})")
         if isinstance(tier, dict):
             parts.append(f"tier {tier['tier']}")
-        out.print("analytics: " + "; ".join(parts), markup=False)
+        clv = analytics.get("clv")
+        if isinstance(clv, dict):
+            parts.append(
+                f"CLV {text_value(clv['clv'])} {clv['currency']} over "
+                f"{clv['horizon_days']:g} days (p_alive {clv['p_alive']:.0%}, "
+                f"{clv['expected_purchases']:.2f} expected purchases, expected AOV "
+                f"{text_value(clv['expected_aov'])}; CLV run {clv['run_id']} as of "
+                f"{text_value(clv['run_as_of'])})"
+            )
+        out.print("analytics: " + "; ".join(parts), markup=False, soft_wrap=True)
         segs = analytics.get("segments")
         if isinstance(segs, list) and segs:
             out.print(
