@@ -517,7 +517,11 @@ def describe(
         v = f"{row[0][0]:.3f}" if h == "p_alive" else f"{float(row[0][1]):.2f}"
         return f"{what} {cond}", f"{h} = {v} (prediction run {row[0][2]})"
     if h == "reachable":
-        return f"reachable by {a['channel']} (address or token, and consent)", None
+        what = {
+            "push": "a live push token",
+            "inapp": "an app device",
+        }.get(a["channel"], "an address not registered invalid")
+        return f"reachable by {a['channel']} ({what}, and consent)", None
     if h == "bucket":
         return (
             f"in the {a['percent']:g}% bucket '{a['salt']}'",
