@@ -9,9 +9,10 @@
   (`.mcrm/report.html`).
 
 The sample's story: the team moved to mcrm `demo_messages.MOVE_WEEKS` (4) weeks before the end
-of the data. The message history in `data/` (`mcrm.demo_messages`) is what its previous tools
-sent before the move; from the move on, `mcrm demo` sends the same campaigns with mcrm itself,
-occurrence by occurrence, as cron's `mcrm run` would have: each one planned as of its first
+of the data. The e-mail history in `data/` (`mcrm.demo_messages`) is what its previous tool
+sent before the move; from the move on, `mcrm demo` sends the campaigns whose effect the team
+measures (a goal and a holdout: the weekly win-back) with mcrm itself, occurrence by
+occurrence, as cron's `mcrm run` would have: each one planned as of its first
 send time with the data of that moment (holdout rows, coupons), sent through the workspace's
 file outbox at each user's send time (outbox rows, `sent` message events), recorded in
 `campaign_runs`, with a segment snapshot at each weekly instant.
@@ -2948,9 +2949,11 @@ class Backfilled:
 def backfill(ws: Workspace, quiet: bool = True, seed: int = 7) -> list[Backfilled]:
     """The weeks since the move to mcrm, sent by mcrm (see the module docstring).
 
-    For each campaign of `demo_messages.EMAIL_CAMPAIGNS` found in campaigns/, each schedule
-    slot after the move whose first send time is at or before the sample's last event (in
-    time order, across campaigns), not yet in `campaign_runs`: segments are computed as of
+    For each scheduled campaign of campaigns/ with a goal and a holdout (what `report
+    campaign` can measure: in the example workspace `winback_dormant`; `champions_ab_test` is a
+    one-off after the data's end), each schedule slot after the move whose first send time is
+    at or before the sample's last event (in time order, across campaigns), not yet in
+    `campaign_runs`: segments are computed as of
     the first send time when the campaign is the weekly `DEMO_CAMPAIGN` (a snapshot a week),
     the slot is planned as of that instant (`plan_campaign(..., occurrence_at=slot)`, as
     `mcrm run` does), and `mcrm send --plan FILE --now T` is done at each distinct planned
@@ -2969,10 +2972,18 @@ def backfill(ws: Workspace, quiet: bool = True, seed: int = 7) -> list[Backfille
     from mcrm.segments.engine import compute
     from mcrm.yamlio import Problems
 
-    names = {p.stem for p in campaign_files(ws.root)}
-    chosen = [n for n in demo_messages.EMAIL_CAMPAIGNS if n in names]
-    if not chosen or validate(ws)[0]:
+    if not campaign_files(ws.root) or validate(ws)[0]:
         return []  # _demo_campaign reports the problems
+    probs = Problems()
+    loaded = load_all(ws, probs)
+    probs.raise_first()
+    chosen = sorted(
+        name
+        for name, c in loaded.campaigns.items()
+        if c.schedule is not None and c.goal is not None and c.holdout > 0
+    )
+    if not chosen:
+        return []
     zone = ws.settings.timezone
     with open_db(ws, write=True) as con:
         outbox.ensure_tables(con)
@@ -2996,9 +3007,6 @@ def backfill(ws: Workspace, quiet: bool = True, seed: int = 7) -> list[Backfille
     end = last.replace(microsecond=0)
     move_day = demo_messages.moved(SAMPLE_END)
     move = _to_utc(dt.datetime.combine(move_day, dt.time()), ZoneInfo(zone))
-    probs = Problems()
-    loaded = load_all(ws, probs, chosen)
-    probs.raise_first()
     slots = sorted(
         (first, name, slot)
         for name in chosen

@@ -9,9 +9,11 @@ opens) and adds what the team brought along from its previous tools:
   previous tool sent (`EMAIL_CAMPAIGNS`: `winback_dormant` on Mondays at 10:00,
   `vip_recommendations` on the 1st at 11:00, each user's zone), from 10 weeks before the end of
   the data up to the move, to a deterministic share of the users with e-mail marketing
-  consent. Nothing is sent from the move on: from then mcrm sends these campaigns itself
-  (`mcrm demo` backfills those weeks through the file outbox, `mcrm.demo.backfill`), so no
-  campaign is sent twice on one day by two systems. Events as SendGrid posts them (processed,
+  consent. Nothing is sent from the move on: from then the weekly win-back is sent by mcrm
+  itself (`mcrm demo` backfills those weeks through the file outbox, `mcrm.demo.backfill`), so
+  no campaign is sent twice on one day by two systems. The monthly VIP e-mail (no holdout, so
+  nothing to measure) was switched off with the old tool: its last send is 2026-10-01, and
+  mcrm's first is the plan you make for 2026-12-01. Events as SendGrid posts them (processed,
   delivered, deferred, open — Apple Mail prefetches flagged `sg_machine_open` —, click,
   bounce / blocked, dropped, unsubscribe, group_unsubscribe, spamreport), the campaign in the
   `mcrm_campaign` custom arg. The sends before the move are the same as before the move date
@@ -49,7 +51,7 @@ COUNTRY_ZONES = {
 }
 MACHINE_DOMAINS = ("icloud.com", "me.com", "mac.com")
 EMAIL_CAMPAIGNS = ("winback_dormant", "vip_recommendations")
-"""The campaigns the previous e-mail tool sent, and mcrm sends from the move on."""
+"""The campaigns the previous e-mail tool sent, up to the move."""
 MOVE_WEEKS = 4
 
 
