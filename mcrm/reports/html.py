@@ -755,6 +755,58 @@ def sec_segments(ctx: _Ctx, s: Section) -> Section:
     return s
 
 
+def sec_messaging(ctx: _Ctx, s: Section) -> Section:
+    rep = _report(ctx, "messaging", s)
+    if rep is None:
+        return s
+    rows = rep.table(None)
+    recs = [r for r in records(rows) if num(r.get("sent"))]
+    if not recs:
+        return s.no_data(
+            "no data: no messages sent in the period (mcrm run sends them; provider history: "
+            "mcrm import message-events --preset sendgrid|twilio|expo)"
+        )
+    recs.sort(key=lambda r: -(num(r.get("sent")) or 0))
+    recs = recs[:12]
+
+    def name(r: dict[str, Any]) -> str:
+        return " · ".join(label(r[c]) for c in ("campaign", "channel") if c in r and r[c])
+
+    ys = [name(r) for r in recs]
+    rates = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "y": ys,
+            "x": [num(r.get(c)) for r in recs],
+            "name": pt(titled(c).replace("Ctr", "CTR")),
+        }
+        for c in ("delivery_rate", "open_rate", "ctr", "conversion_rate")
+        if c in rows.columns and any(num(r.get(c)) for r in recs)
+    ]
+    if rates:
+        s.figures.append(
+            figure(
+                rates,
+                "Delivery, open, click and conversion rates by campaign and channel",
+                barmode="group",
+                height=max(260, 24 * len(recs) * len(rates) // 2 + 120),
+                xaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                yaxis={"type": "category", "automargin": True, "autorange": "reversed"},
+            )
+        )
+    cols = [
+        c
+        for c in ("sent", "delivered", "unique_opens", "unique_clicks", "conversions", "revenue")
+        if c in rows.columns
+    ]
+    s.after = table_markup(
+        ["campaign · channel", *[titled(c) for c in cols]],
+        [[name(r), *[fmt(r.get(c)) for c in cols]] for r in recs],
+    )
+    return s
+
+
 def planned_campaigns(con: duckdb.DuckDBPyConnection, period: Period) -> list[str]:
     """Campaigns with a plan whose as-of instant falls in the period, by name."""
     rows = con.execute(
@@ -995,9 +1047,10 @@ SECTIONS: tuple[tuple[str, str, SectionFn], ...] = (
     ("lifecycle", "Lifecycle", sec_lifecycle),
     ("clv", "CLV distribution", sec_clv),
     ("segments", "Segment sizes over time", sec_segments),
+    ("messaging", "Messaging", sec_messaging),
     ("campaigns", "Campaign uplift", sec_campaigns),
 )
-WIDE = frozenset({"kpi", "acquisition", "cohorts", "segments", "campaigns"})
+WIDE = frozenset({"kpi", "acquisition", "cohorts", "segments", "messaging", "campaigns"})
 """Sections that span both columns on a wide screen (the others pair up)."""
 
 

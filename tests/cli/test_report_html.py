@@ -50,6 +50,7 @@ SECTIONS = (
     "lifecycle",
     "clv",
     "segments",
+    "messaging",
     "campaigns",
 )
 
