@@ -376,8 +376,15 @@ def build(
     columns = ([by] if by else []) + COLUMNS
     w_text = "none" if within is None else _duration_text(within)
     notes = [
-        f"window {w_text}: every step within {w_text} of step 1; step 1 in "
-        f"{period.start}..{period.end}, later steps up to min(step 1 + window, as-of)",
+        (
+            f"window {w_text}: every step within {w_text} of step 1; step 1 in "
+            f"{period.start}..{period.end}, later steps up to min(step 1 + window, as-of)"
+        )
+        if within is not None
+        else (
+            f"no window: step 1 in {period.start}..{period.end}, later steps up to the as-of "
+            "instant"
+        ),
     ]
     if any(s.orders for s in st):
         notes.append("purchase = a paid order (purchases table); event:purchase for the events")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcrm.reports.common import Period, Report, period
 from tests.conftest import Cli
@@ -259,3 +261,22 @@ def test_cli_tables_formats_and_bad_options(gen: tuple[SegWS, Data], cli: Cli) -
     assert r.exit_code == 2 and r.stdout == ""
     r = cli(w.root, *base, "--table", "heatmap", "--format", "csv", env=env)
     assert r.exit_code == 2 and "heatmap" in r.stderr
+
+
+@given(
+    day=st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2040, 12, 31)),
+    k=st.integers(min_value=-60, max_value=60),
+    unit=st.sampled_from(["day", "week", "month"]),
+)
+def test_calendar_intervals(day: dt.date, k: int, unit: str) -> None:
+    """The interval arithmetic the reports use agrees with plain date arithmetic."""
+    from mcrm.reports import intervals as iv
+
+    p = iv.start_of(day, unit)
+    assert p == interval_start(day, unit) and p <= day <= iv.end_of(p, unit)
+    q = iv.shift(p, unit, k)
+    assert iv.offset(p, q, unit) == k and iv.start_of(q, unit) == q
+    if k >= 0:
+        assert interval_index(p, q, unit) == k
+    if unit == "week":
+        assert iv.label(p, unit) == f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
