@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcrm.campaigns.model import Campaign, Delivery, load_campaign_file, load_delivery
+from mcrm.campaigns.model import (
+    INLINE_PARTS,
+    Campaign,
+    Delivery,
+    load_campaign_file,
+    load_delivery,
+)
 from mcrm.errors import McrmError, UsageError, Where, did_you_mean
 from mcrm.output import Rows
 from mcrm.yamlio import Problems
@@ -94,12 +100,45 @@ def check_templates(ws: Workspace, c: Campaign, probs: Problems) -> None:
                 tags.add(split_suffix(variant.rsplit("/", 1)[-1])[0][len(stem) + 1 :])
     if len(probs.errors) == before:
         _render_specimen(ws, c, renderer, sorted(tags), probs)
+        _check_locale_sets(c, renderer, probs)
     if c.marketing and "email" in c.channels and "{token}" not in c.delivery.unsubscribe.url:
         probs.error(
             "marketing email needs delivery.unsubscribe.url with {token} in mcrm.yaml",
             where=Where(c.file, None, "channels"),
             hint="RFC 8058 one-click unsubscribe: List-Unsubscribe needs an https URL",
         )
+
+
+def _check_locale_sets(c: Campaign, renderer: Any, probs: Problems) -> None:
+    """Warn when a channel's parts are translated unevenly: a locale with a subject file but
+    no body file of its own gets a message in two languages (each part falls back alone)."""
+    from mcrm.campaigns.render import split_suffix
+
+    for v in c.variants:
+        for ch in c.channels:
+            files = {p: f for p, f in v.templates.get(ch, {}).items() if p not in INLINE_PARTS}
+            if len(files) < 2:
+                continue
+            tags: dict[str, set[str]] = {}
+            for part, path in files.items():
+                stem = split_suffix(path.rsplit("/", 1)[-1])[0]
+                tags[part] = {
+                    split_suffix(x.rsplit("/", 1)[-1])[0][len(stem) + 1 :].lower()
+                    for x in renderer.locale_variants(path)
+                    if x != path
+                }
+            for tag in sorted(set().union(*tags.values())):
+                have = [p for p in files if tag in tags[p]]
+                missing = [p for p in files if tag not in tags[p]]
+                if missing:
+                    label = f" (variant {v.name})" if len(c.variants) > 1 else ""
+                    probs.warn(
+                        f"{c.name}{label}: {ch} has a '{tag}' {', '.join(have)} but no '{tag}' "
+                        f"{', '.join(missing)}: a '{tag}' reader gets a message in two languages",
+                        where=Where(c.file, None, "templates"),
+                        hint=f"add the '{tag}' file(s) for {', '.join(missing)}, or remove "
+                        f"the '{tag}' {', '.join(have)}",
+                    )
 
 
 def _render_specimen(
@@ -128,14 +167,19 @@ def _render_specimen(
                         probs.errors.append(e)
 
 
-def validate(ws: Workspace, names: list[str] | None = None) -> tuple[list[McrmError], int]:
-    """Every problem in campaigns/ (and the segments and delivery policy they use)."""
+def validate(
+    ws: Workspace, names: list[str] | None = None, warnings: list[McrmError] | None = None
+) -> tuple[list[McrmError], int]:
+    """Every problem in campaigns/ (and the segments and delivery policy they use); warnings
+    (which do not fail validation) are appended to `warnings` when given."""
     probs = Problems()
     loaded = load_all(ws, probs, names)
     for c in loaded.campaigns.values():
         check_templates(ws, c, probs)
     if not campaign_files(ws.root):
         probs.error(f"no campaign files in {CAMPAIGNS_DIR}/", hint="add campaigns/NAME.yaml")
+    if warnings is not None:
+        warnings.extend(probs.warnings)
     return probs.errors, len(loaded.campaigns)
 
 

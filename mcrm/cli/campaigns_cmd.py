@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,8 +42,14 @@ def validate(
     """Check campaign files, their templates and the segments they use: every problem at
     once (exit 1 if any). Suitable for CI."""
     from mcrm.campaigns.engine import validate as run
+    from mcrm.output import console
 
-    errors, count = run(workspace(ctx), names)
+    warnings: list[Any] = []
+    errors, count = run(workspace(ctx), names, warnings)
+    for w in warnings:
+        console().print(f"warning: {w.render()}", markup=False)
+        if w.hint:
+            console().print(f"  hint: {w.hint}", markup=False)
     return report_problems(ctx, errors, "campaigns/", f"{count} campaign(s) valid")
 
 

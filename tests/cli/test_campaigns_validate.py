@@ -149,3 +149,33 @@ def test_the_example_campaigns_are_valid(tmp_path: Path, cli: Cli) -> None:
     r = cli(root, "campaigns", "list", "--format", "json")
     names = {row["campaign"] for row in r.json()}
     assert len(names) >= 7
+
+
+def test_a_channel_translated_unevenly_warns_without_failing(
+    workspace: WorkspaceFactory, cli: Cli
+) -> None:
+    # a German subject alone: German readers would get a German subject on an English body
+    w = make(workspace, GOOD, **{"campaigns/w/s.de.j2": "Wir vermissen dich"})
+    r = cli(w, "campaigns", "validate")
+    assert r.exit_code == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, r.stderr
+    assert "email has a 'de' subject but no 'de' html, text" in warnings[0]
+    assert "campaigns/winback.yaml" in warnings[0]
+    assert "1 campaign(s) valid" in r.stderr
+    # the push parts have no German file at all: one language throughout, nothing to say
+
+    complete = {
+        "campaigns/w/s.de.j2": "Wir vermissen dich",
+        "campaigns/w/e.de.html.j2": "<p>Hallo</p><a href='{{ unsubscribe_url }}'>abmelden</a>",
+        "campaigns/w/e.de.txt.j2": "Hallo {{ unsubscribe_url }}",
+    }
+    w = make(workspace, GOOD, **complete)
+    r = cli(w, "campaigns", "validate")
+    assert r.exit_code == 0 and "warning:" not in r.stderr, r.stderr
+
+
+def test_the_example_campaigns_are_translated_evenly(cli: Cli) -> None:
+    r = cli(WS(REPO), "campaigns", "validate")
+    assert r.exit_code == 0, r.stderr
+    assert "warning:" not in r.stderr, r.stderr
