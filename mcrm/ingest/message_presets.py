@@ -14,7 +14,10 @@ three parts, loaded in this order in the import's one transaction:
    campaign and channel; the key goes to `properties.mcrm_id` (the report's message key).
    Unlinked events (mail sent by another tool) find their user by the address's identity.
    Provider types map onto mcrm's: SendGrid `processed` and Twilio `queued`/`sent` are
-   `processed` (never `sent`: that row is dispatch's, and frequency caps count it).
+   `processed` when linked (mcrm's own send: dispatch wrote its `sent` row, which frequency
+   caps and reentry count). A **foreign send** — SendGrid `processed` or Twilio `sent` that
+   links to no outbox row (mail or SMS from another tool) — is stored as `sent`, so that caps
+   and reentry count it too: every real message has exactly one `sent` row.
 2. **consents**: `unsubscribe`, `group_unsubscribe` and `spamreport` revoke e-mail marketing
    consent, `group_resubscribe` grants it again; Twilio error 21610 (STOP) revokes SMS
    consent, marketing and transactional (as dispatch does on the send answer). Source
@@ -273,7 +276,8 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "user_id": f"coalesce(_user, {_identity_user('email', '_address')})",
         "campaign": "coalesce(_campaign, _c_campaign)",
         "channel": "'email'",
-        "type": "_type",
+        # a foreign send (no outbox row) is the message's one `sent` row
+        "type": "CASE WHEN _type = 'processed' AND _key IS NULL THEN 'sent' ELSE _type END",
         "timestamp": "_ts",
         "properties": key_props,
     }
@@ -396,7 +400,8 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "user_id": "_uid",
         "campaign": "_campaign",
         "channel": "'sms'",
-        "type": "_type",
+        # a foreign SMS (no outbox row) is sent once: at Twilio's `sent` (handed to the carrier)
+        "type": "CASE WHEN _status = 'sent' AND _key IS NULL THEN 'sent' ELSE _type END",
         "timestamp": "_ts",
         "properties": _with("CAST(_props AS JSON)", [("mcrm_id", "coalesce(_key, _mcrm_id)")]),
     }

@@ -292,3 +292,48 @@ def test_report_campaign_measures_the_backfill_against_its_holdout(
     # a small sample with no planted effect: the verdict says it cannot tell
     (uplift,) = [r for r in tables["uplift"] if r["variant"] == "default"]
     assert uplift["verdict"] == "inconclusive"
+
+
+def test_winback_reentry_counts_the_previous_tools_sends(
+    story: tuple[Workspace, dict[str, int]],
+) -> None:
+    """`reentry: 30d` holds across the move: no planned win-back recipient had a win-back in
+    the 30 days before the plan, whether the old tool sent it (SendGrid log in data/, by the
+    recipient's e-mail) or mcrm (outbox). The first plans after the move do suppress some."""
+    ws, _ = story
+    user_of = {
+        str(e).strip().lower(): u
+        for u, e in _rows(ws, "SELECT user_id, email FROM users WHERE email IS NOT NULL")
+    }
+    sends: dict[str, list[dt.datetime]] = defaultdict(list)
+    for e in _sendgrid(ws):
+        if e["event"] == "processed" and e["mcrm_campaign"] == "winback_dormant":
+            user = user_of.get(str(e["email"]).strip().lower())
+            if user is not None:
+                sends[user].append(_utc(e["timestamp"]))
+    for u, ts in _rows(
+        ws,
+        "SELECT user_id, send_at FROM outbox WHERE campaign = 'winback_dormant' "
+        "AND status = 'sent'",
+    ):
+        sends[u].append(ts)
+    plans = _rows(
+        ws,
+        "SELECT p.plan_id, p.as_of FROM campaign_plans p JOIN campaign_runs r USING (plan_id) "
+        "WHERE p.campaign = 'winback_dormant' ORDER BY p.as_of",
+    )
+    assert plans
+    suppressed = 0
+    for plan_id, as_of in plans:
+        rows = _rows(
+            ws, "SELECT user_id, status, reason FROM plan_rows WHERE plan_id = ?", [plan_id]
+        )
+        window = as_of - dt.timedelta(days=30)
+        for user, status, reason in rows:
+            recent = [t for t in sends.get(user, []) if window < t <= as_of]
+            if status == "planned":
+                assert not recent, (plan_id, user, recent)
+            if reason == "reentry":
+                assert recent, (plan_id, user)
+                suppressed += 1
+    assert suppressed > 0

@@ -86,3 +86,97 @@ def test_unsubscribe_and_bounce_exclude_from_the_next_plan(
     assert (row["unique_opens"], row["unique_clicks"], row["unsubscribes"]) == (1, 1, 1)
     assert row["base"] == "delivered"
     assert row["open_rate"] == 1 / 3
+
+
+def test_imported_provider_sends_count_once_for_caps_and_reentry(
+    workspace: WorkspaceFactory, cli: Cli
+) -> None:
+    """A SendGrid `processed` that links to no outbox row is mail another tool sent: caps and
+    reentry count it. One that links to mcrm's send is the same message as dispatch's `sent`
+    row and must not count a second time."""
+    w = make(workspace, 4)
+    with open_db(w.ws, write=True) as con:
+        con.executemany(
+            "INSERT INTO identities (kind, value, user_id) VALUES ('email', ?, ?)",
+            [[f"u{i}@example.com", f"u{i:05d}"] for i in range(4)],
+        )
+    p = plan(cli, w)
+    r = cli(w, "send", "promo", "--plan", str(p), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 0, r.stderr
+    with open_db(w.ws) as con:
+        keys = dict(con.execute("SELECT user_id, idempotency_key FROM outbox").fetchall())
+
+    def ev(i: int, event: str, at: str, n: int, **extra: object) -> dict[str, object]:
+        return {
+            "email": f"u{i}@example.com",
+            "timestamp": epoch(at),
+            "event": event,
+            "sg_event_id": f"e{i}-{event}-{n}",
+            "sg_message_id": f"F{i}{n}.filterdrecv-1.0",
+            **extra,
+        }
+
+    batch = [
+        # mcrm's own sends, as SendGrid reports them (linked by mcrm_id)
+        *(
+            ev(i, "processed", "2026-03-02T09:00:05", 1, mcrm_id=keys[f"u{i:05d}"])
+            for i in range(4)
+        ),
+        *(
+            ev(i, "delivered", "2026-03-02T09:00:09", 1, mcrm_id=keys[f"u{i:05d}"])
+            for i in range(4)
+        ),
+        # the old tool's mail: u1 got a newsletter, u3 a winback, ten days ago
+        ev(1, "processed", "2026-03-03T12:00:00", 2, mcrm_campaign="newsletter"),
+        ev(1, "delivered", "2026-03-03T12:00:04", 2, mcrm_campaign="newsletter"),
+        ev(3, "processed", "2026-02-23T12:00:00", 3, mcrm_campaign="winback"),
+    ]
+    w.write("sg.json", json.dumps(batch))
+    r = cli(w, "import", "message-events", "sg.json", "--preset", "sendgrid", "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    with open_db(w.ws) as con:
+        sent = dict(
+            con.execute(
+                "SELECT user_id, count(*) FROM message_events WHERE type = 'sent' GROUP BY 1"
+            ).fetchall()
+        )
+    # one `sent` row per real message: dispatch's four, and the two foreign sends
+    assert sent == {"u00000": 1, "u00001": 2, "u00002": 1, "u00003": 2}
+
+    def plan_reasons(name: str, as_of: str) -> dict[str, str]:
+        r = cli(w, "campaigns", "plan", name, "--as-of", as_of, "--format", "json")
+        assert r.exit_code == 0, r.stderr
+        with open_db(w.ws) as con:
+            latest = con.execute(
+                "SELECT plan_id FROM campaign_plans WHERE campaign = ? "
+                "ORDER BY created_at DESC, plan_id LIMIT 1",
+                [name],
+            ).fetchall()[0][0]
+            return dict(
+                con.execute(
+                    "SELECT user_id, coalesce(reason, status) FROM plan_rows WHERE plan_id = ?",
+                    [latest],
+                ).fetchall()
+            )
+
+    # at most 2 e-mails a week: u1 had mcrm's and the newsletter (a third is over the cap);
+    # the others had one message each, reported twice (sent + processed), which is one
+    caps = "delivery:\n  frequency_caps: [{channel: email, max: 2, per: 7d}]\n"
+    w.write("campaigns/promo.yaml", CAMPAIGN + "reentry: always\n" + caps)
+    got = plan_reasons("promo", "2026-03-05T09:00:00Z")
+    assert got == {
+        "u00000": "planned",
+        "u00001": "frequency_cap",
+        "u00002": "planned",
+        "u00003": "planned",
+    }
+
+    # winback at most every 30 days: the old tool sent u3 one on 2026-02-23
+    w.write("campaigns/winback.yaml", CAMPAIGN + "reentry: 30d\n")
+    got = plan_reasons("winback", "2026-03-05T09:00:00Z")
+    assert got == {
+        "u00000": "planned",
+        "u00001": "planned",
+        "u00002": "planned",
+        "u00003": "reentry",
+    }

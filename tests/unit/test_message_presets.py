@@ -90,7 +90,7 @@ def test_sendgrid_every_event_type_and_rejects(ws: WS, importer: Importer, query
         )
     )
     assert types == {
-        "processed": "processed",
+        "processed": "sent",  # no outbox row: another tool's send, counted by caps and reentry
         "delivered": "delivered",
         "open": "opened",
         "click": "clicked",
@@ -227,6 +227,13 @@ def test_sendgrid_links_events_to_the_outbox(ws: WS, importer: Importer, query: 
     assert by_id["dropped-dan-1"] == ("u-dan", "winback", "k-dan")  # prefix + address
     assert by_id["gunsub-fay-1"] == ("u-fay", "winback", "k-fay")
     assert len(linked) == 9  # ann: 6 events, dan: 1, fay: 2
+    # ann's `processed` is about mcrm's send: dispatch's `sent` row is that message's only one
+    assert query(
+        ws, "SELECT type FROM message_events WHERE event_id = 'rbtnWrG1DVDGGGFHFyun0A'"
+    ) == [("processed",)]
+    assert query(
+        ws, "SELECT count(*) FROM message_events WHERE type = 'sent' AND user_id = 'u-ann'"
+    ) == [(1,)]
     # a linked unsubscribe revokes the outbox user's consent (no synthetic user)
     assert query(
         ws, "SELECT user_id, granted FROM consents WHERE source = 'sendgrid:group_unsubscribe'"
@@ -255,7 +262,8 @@ def test_twilio_callbacks_csv(ws: WS, importer: Importer, query: Query) -> None:
     )
     assert got == {
         "queued:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9": "processed",
-        "sent:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9": "processed",
+        # no outbox row: another tool's SMS, sent once (when Twilio handed it to the carrier)
+        "sent:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9": "sent",
         "delivered:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9": "delivered",
         "undelivered:SM1a1b2c3d4e5f60718293a4b5c6d7e8f9": "failed",
         "failed:SM2a1b2c3d4e5f60718293a4b5c6d7e8f9": "failed",
@@ -284,6 +292,25 @@ def test_twilio_callbacks_csv(ws: WS, importer: Importer, query: Query) -> None:
         (15, "MessagingServiceSid"),
     ]
     no_pii(ws, query)
+
+
+def test_twilio_linked_sent_stays_processed(ws: WS, importer: Importer, query: Query) -> None:
+    """Twilio's `sent` about an SMS mcrm sent is not a second send: dispatch wrote `sent`."""
+    seed_outbox(
+        ws, [("k-sms", "promo", "u-sms", "sms", "SM0a1b2c3d4e5f60718293a4b5c6d7e8f9", None)]
+    )
+    importer(ws, "message-events", [copy(ws, "twilio_callbacks.csv")], preset="twilio", now=NOW)
+    got = query(
+        ws,
+        "SELECT event_id, type FROM message_events "
+        "WHERE message_id = 'SM0a1b2c3d4e5f60718293a4b5c6d7e8f9' ORDER BY event_id",
+    )
+    assert got == [
+        ("k-sms", "sent"),
+        ("twilio:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9:delivered", "delivered"),
+        ("twilio:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9:queued", "processed"),
+        ("twilio:SM0a1b2c3d4e5f60718293a4b5c6d7e8f9:sent", "processed"),
+    ]
 
 
 def test_twilio_jsonl_reimport_and_stop_linked(ws: WS, importer: Importer, query: Query) -> None:
