@@ -53,8 +53,12 @@ if TYPE_CHECKING:
 ALL = "(all variants)"
 HOLDOUT = "holdout"
 SENT_TYPES = ("sent", "processed")
-"""Message events that mean "sent" (SendGrid's accepted message is `processed`), as in
-`report messaging`."""
+"""Message events that mean "sent", as in `report messaging`: `sent` is the one row per real
+message that caps and reentry count (dispatch's for mcrm's sends, the provider presets' for
+another tool's); `processed` is a provider's report of a message — the same message as a
+`sent` row when it links to the outbox, and kept here for history imported before the presets
+stored foreign sends as `sent`. Reports count users and message keys, never rows, so a message
+with both counts once."""
 PCT = frozenset({"rate", "uplift", "ci_low", "ci_high", "relative", "rel_low", "rel_high"})
 
 
