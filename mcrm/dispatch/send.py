@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,9 +145,17 @@ def _dry_run(
 
 
 def _addresses(
-    con: duckdb.DuckDBPyConnection, channel: str, purpose: str, users: list[str], now: Any
+    con: duckdb.DuckDBPyConnection,
+    channel: str,
+    purpose: str,
+    users: list[str],
+    now: Any,
+    fields: Sequence[str] = (),
+    values: dict[str, tuple[Any, ...]] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(user -> address, user -> send-time suppression reason) for the claimed users."""
+    """(user -> address, user -> send-time suppression reason) for the claimed users; with
+    `fields` (users columns, e-mail and SMS only), each addressed user's values of them go
+    into `values` (the columnar path's template inputs, in the same query)."""
     import pyarrow as pa
 
     from mcrm.campaigns.plan import sms_number_ok
@@ -169,17 +178,21 @@ def _addresses(
         )
     elif channel in ("email", "sms"):
         col = "email" if channel == "email" else "phone"
+        extra = "".join(f", u.{f} AS f_{i}" for i, f in enumerate(fields))
         address_sql = (
-            f"SELECT u.user_id, u.{col} AS address FROM users u JOIN send_users b "
+            f"SELECT u.user_id, u.{col} AS address{extra} FROM users u JOIN send_users b "
             f"ON b.user_id = u.user_id WHERE u.user_id BETWEEN $lo AND $hi "
             f"AND u.{col} IS NOT NULL"
         )
     else:
         address_sql = "SELECT user_id, user_id AS address FROM send_users"
+    if channel not in ("email", "sms"):
+        fields = ()
+    picked = "".join(f", a.f_{i}" for i in range(len(fields)))
     con.register("send_users", pa.table({"user_id": pa.array(distinct, pa.string())}))
     try:
         got = con.execute(
-            "SELECT b.user_id, c.granted, a.address FROM send_users b "
+            f"SELECT b.user_id, c.granted, a.address{picked} FROM send_users b "
             "LEFT JOIN (SELECT k.user_id, k.granted FROM consents k JOIN send_users b "
             "ON b.user_id = k.user_id WHERE k.user_id BETWEEN $lo AND $hi "
             "AND k.channel = $channel AND k.purpose = $purpose AND k.ts <= $now "
@@ -190,9 +203,10 @@ def _addresses(
         ).fetchall()
     finally:
         con.unregister("send_users")
-    consent = {u: g for u, g, _ in got if g is not None}
-    rows = [(u, a) for u, _, a in got if a is not None]
-    addr = {u: a for u, a in rows}
+    consent = {r[0]: r[1] for r in got if r[1] is not None}
+    addr = {r[0]: r[2] for r in got if r[2] is not None}
+    if fields and values is not None:
+        values.update((r[0], r[3:]) for r in got if r[2] is not None)
     invalid = {
         r[0]
         for r in con.execute(
@@ -316,6 +330,8 @@ class Dispatcher:
         self._buckets: dict[str, TokenBucket] = {}
         self.monotonic = time.monotonic
         self._retry_run: dict[str, int] = {}
+        self._columns: dict[tuple[str, str], Any] = {}  # (campaign, channel) -> Columns
+        self._user_columns: dict[str, str] | None = None
 
     def adapter(self, channel: str) -> tuple[str, Any]:
         from mcrm.dispatch.providers import lane_for, make_adapter
@@ -374,6 +390,28 @@ class Dispatcher:
             for k, v in outbox.settle_receipts(self.con, lrows, got, self.now).items():
                 counts[k] = counts.get(k, 0) + v
         return counts
+
+    def _columnar(self, c: Campaign, delivery: Delivery, channel: str) -> Any:
+        """The campaign's columnar path on `channel` (`columnar.Columns`), None when its
+        templates read more than it builds."""
+        from mcrm.dispatch.columnar import Columns
+
+        key = (c.name, channel)
+        if key not in self._columns:
+            if self._user_columns is None:
+                self._user_columns = {
+                    str(r[0]): str(r[1]) for r in self.con.execute("DESCRIBE users").fetchall()
+                }
+            cols = Columns(
+                self.renderer,
+                c,
+                delivery,
+                channel,
+                self._user_columns,
+                self.ws.settings.base_currency,
+            )
+            self._columns[key] = cols if cols.eligible else None
+        return self._columns[key]
 
     def _keyed_batch(self, batch: list[Any], shrunk: bool, outcomes: dict[str, int]) -> list[Any]:
         """A deduping batch lane (OneSignal) needs the same batch key on every attempt: the key
@@ -439,7 +477,17 @@ class Dispatcher:
                     break
                 cursor = max(cursor, max(x.id for x in claimed))
                 by_id = {x.id: x for x in claimed}
-                addr, why = _addresses(con, ch, c.purpose, [x.user_id for x in claimed], now)
+                cols = self._columnar(c, delivery, ch)
+                values: dict[str, tuple[Any, ...]] = {}
+                addr, why = _addresses(
+                    con,
+                    ch,
+                    c.purpose,
+                    [x.user_id for x in claimed],
+                    now,
+                    cols.columns if cols is not None else (),
+                    values,
+                )
                 closed: dict[str, list[int]] = {}
                 for x in claimed:
                     if x.user_id in why:
@@ -450,6 +498,34 @@ class Dispatcher:
                 for x in todo:
                     groups.setdefault(str(x.plan_id), []).append(x)
                 for pid, xs in groups.items():
+                    if cols is not None:
+                        issued = (xs[0].as_of or now).replace(tzinfo=dt.UTC)
+                        built = cols.messages(
+                            [
+                                (x.user_id, x.variant or c.variants[0].name, values[x.user_id])
+                                for x in xs
+                            ],
+                            issued,
+                        )
+                        if built is not None:
+                            batch += [
+                                Outbound(
+                                    x.id,
+                                    x.idempotency_key,
+                                    x.campaign,
+                                    x.occurrence,
+                                    x.user_id,
+                                    ch,
+                                    x.variant,
+                                    addr[x.user_id],
+                                    parts,
+                                    headers,
+                                    None,
+                                    x.batch_key,
+                                )
+                                for x, (parts, headers) in zip(xs, built, strict=True)
+                            ]
+                            continue
                     if pid not in contexts:
                         as_of = xs[0].as_of or now
                         contexts[pid] = Contexts(con, self.ws, c, delivery, as_of, self.renderer)
