@@ -31,7 +31,8 @@ def messaging(
         bool,
         typer.Option(
             "--by-campaign/--by-channel",
-            help="Rows per channel and campaign (default), or per channel only.",
+            help="Rows per channel, campaign and provider (default), or per channel and "
+            "provider only.",
         ),
     ] = True,
     fmt: FormatOpt = None,
@@ -39,11 +40,11 @@ def messaging(
     raw: RawOpt = False,
     table: TableOpt = None,
 ) -> int:
-    """Per channel and campaign: messages sent in the period, delivered, unique opens and
-    clicks, delivery / open / click-through / click-to-open rates, unsubscribes, bounces,
-    invalid addresses and tokens, and conversions within each campaign's goal window
-    (any-touch, analytics.md §13). Channels without delivery receipts use sent as the
-    denominator. Tables: messaging, channels."""
+    """Per channel, campaign and provider (the lane mcrm sent by, else the importing preset):
+    messages sent in the period, delivered, unique opens and clicks, delivery / open /
+    click-through / click-to-open rates, unsubscribes, bounces, invalid addresses and tokens,
+    and conversions within each campaign's goal window (any-touch, analytics.md §13). Providers
+    without delivery receipts use sent as the denominator. Tables: messaging, channels."""
     from mcrm.db import open_db
     from mcrm.reports.messaging import build
 

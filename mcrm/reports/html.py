@@ -770,7 +770,9 @@ def sec_messaging(ctx: _Ctx, s: Section) -> Section:
     recs = recs[:12]
 
     def name(r: dict[str, Any]) -> str:
-        return " · ".join(label(r[c]) for c in ("campaign", "channel") if c in r and r[c])
+        return " · ".join(
+            label(r[c]) for c in ("campaign", "channel", "provider") if c in r and r[c]
+        )
 
     ys = [name(r) for r in recs]
     rates = [
@@ -788,7 +790,7 @@ def sec_messaging(ctx: _Ctx, s: Section) -> Section:
         s.figures.append(
             figure(
                 rates,
-                "Delivery, open, click and conversion rates by campaign and channel",
+                "Delivery, open, click and conversion rates by campaign, channel and provider",
                 barmode="group",
                 height=max(260, 24 * len(recs) * len(rates) // 2 + 120),
                 xaxis={"tickformat": ".0%", "rangemode": "tozero"},
@@ -801,7 +803,7 @@ def sec_messaging(ctx: _Ctx, s: Section) -> Section:
         if c in rows.columns
     ]
     s.after = table_markup(
-        ["campaign · channel", *[titled(c) for c in cols]],
+        ["campaign · channel · provider", *[titled(c) for c in cols]],
         [[name(r), *[fmt(r.get(c)) for c in cols]] for r in recs],
     )
     return s

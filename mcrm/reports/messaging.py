@@ -7,9 +7,12 @@ under that key, and the provider presets (`mcrm import message-events --preset s
 expo`) put it in `properties.mcrm_id` of every event they can link — else the event's
 `message_id` (messages sent by another tool, imported with the generic kind), else its event id.
 
-- A message is *sent in the period* when its first `sent` (or SendGrid `processed`) event falls
-  in [from, to]. Its later events count up to the as-of instant, even after `to` (a message
-  sent on the last day and opened the next still counts as opened).
+- A message is *sent in the period* when its first `sent` (or provider `processed`) event falls
+  in [from, to]. `sent` is the message's one send row (dispatch's, or the provider presets'
+  for another tool's send); `processed` is a provider's report of it, counted too for history
+  imported before the presets stored foreign sends as `sent` — per message key, so once.
+  Its later events count up to the as-of instant, even after `to` (a message sent on the
+  last day and opened the next still counts as opened).
 - An event whose key names no sent message (a generic import without message ids, an app
   `push_open` carrying only the campaign) is credited to the latest message of the same user,
   campaign and channel sent at or before it; events that match nothing are counted in a note.
@@ -28,6 +31,11 @@ expo`) put it in `properties.mcrm_id` of every event they can link — else the 
   ÷ base, click-to-open = unique clicks ÷ unique opens, unsubscribe = unsubscribes ÷ base. The
   base is `delivered` when the row has delivery receipts (any message with a delivery-class
   event or an Expo receipt), else `sent`, and the `base` column and a note say so.
+- **Rows are per provider** too (column `provider`): the outbox lane of a message mcrm sent,
+  else the provider of its first send event (`sendgrid`, `twilio`, … for imported history).
+  A campaign sent by SendGrid (receipts) and later by a file outbox (none) gets two rows, each
+  with an honest denominator, instead of one whose `delivered` base counts mcrm's sends as
+  undelivered. The `channels` table is per channel and provider for the same reason.
 - **Conversions** (§13, any-touch): a message converts when its user did the campaign's
   `goal.event` (a paid order for `purchase`) at c with send ≤ c ≤ send + `goal.within`, c ≤
   as-of; `revenue` is the paid orders (base currency) in that window. One purchase is credited
@@ -57,6 +65,7 @@ RECEIPT_TYPES = ("delivered", "bounced", "dropped", "deferred", "failed")
 COLUMNS = [
     "channel",
     "campaign",
+    "provider",
     "sent",
     "delivered",
     "delivery_rate",
@@ -171,6 +180,7 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
         SELECT m.event_id, m.type, m.ts, m.user_id, m.campaign, m.channel,
             coalesce({mcrm_id}, o.idempotency_key, m.message_id, m.event_id) AS mkey,
             o.user_id AS o_user, o.campaign AS o_campaign, o.channel AS o_channel,
+            o.lane AS o_lane, m.provider,
             {flag.format(_js("m.properties", "machine_open"))} AS machine,
             {flag.format(_js("m.properties", "invalid"))} AS invalid
         FROM message_events m
@@ -181,7 +191,9 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
         SELECT mkey, min(ts) FILTER (WHERE type IN ({sent_types})) AS sent_ts,
             coalesce(max(o_user), max(user_id)) AS user_id,
             coalesce(max(o_campaign), max(campaign)) AS campaign,
-            coalesce(max(o_channel), max(channel)) AS channel
+            coalesce(max(o_channel), max(channel)) AS channel,
+            coalesce(max(o_lane), arg_min(provider, ts) FILTER (WHERE type IN ({sent_types})),
+                     '(unknown)') AS provider
         FROM me GROUP BY mkey
     ),
     sent AS (SELECT * FROM keys WHERE sent_ts IS NOT NULL),
@@ -239,19 +251,19 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
 
 def refused_sql(period: Period) -> str:
     """Outbox rows refused at send time as invalid recipients (no `sent` event), by planned
-    send time in the period: channel, campaign, messages."""
-    return f"""SELECT channel, campaign, count(*) AS n FROM outbox
+    send time in the period: channel, campaign, provider (the lane), messages."""
+    return f"""SELECT channel, campaign, coalesce(lane, '(unknown)'), count(*) AS n FROM outbox
         WHERE status = 'invalid_recipient'
           AND coalesce(send_at, created_at) >= {_ts(period.start_ts)}
           AND coalesce(send_at, created_at) <= {_ts(period.end_ts)}
           AND updated_at <= {_ts(period.as_of)}
           AND idempotency_key NOT IN (
               SELECT event_id FROM message_events WHERE type = 'sent')
-        GROUP BY channel, campaign"""
+        GROUP BY ALL"""
 
 
 FINAL = """
-    SELECT s.mkey, s.channel, s.campaign, s.user_id, s.sent_ts,
+    SELECT s.mkey, s.channel, s.campaign, s.provider, s.user_id, s.sent_ts,
         coalesce(f.delivered, FALSE) OR coalesce(o.receipt_status = 'ok', FALSE) AS delivered,
         coalesce(f.receipt, FALSE) OR coalesce(o.receipt_status IN ('ok', 'error'), FALSE)
             AS receipt,
@@ -326,13 +338,15 @@ def build(
     goal_of, problems = goals(ws)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _msg_report AS {messages_sql(period, goal_of)}")
     try:
-        refused: dict[tuple[str, str], int] = {
-            (str(ch), str(ca)): int(n) for ch, ca, n in con.execute(refused_sql(period)).fetchall()
+        refused: dict[tuple[str, str, str], int] = {
+            (str(ch), str(ca), str(pr)): int(n)
+            for ch, ca, pr, n in con.execute(refused_sql(period)).fetchall()
         }
         unmatched = int(con.execute(messages_sql(period, goal_of, True)).fetchall()[0][0])
-        keys = ["channel", "campaign"] if by_campaign else ["channel"]
+        # one row per provider (lane): receipts, hence the rates' base, are the provider's
+        keys = ["channel", "campaign", "provider"] if by_campaign else ["channel", "provider"]
         grouped = _grouped(con, keys)
-        totals = _grouped(con, ["channel"]) if by_campaign else []
+        totals = _grouped(con, ["channel", "provider"]) if by_campaign else []
         campaigns_seen = {
             str(r[0])
             for r in con.execute(
@@ -345,8 +359,8 @@ def build(
     # messages refused at send time (never sent) still count as invalid recipients
     def add_refused(rows: list[dict[str, Any]], by: list[str]) -> list[dict[str, Any]]:
         per: dict[tuple[str, ...], int] = {}
-        for (ch, ca), n in refused.items():
-            key: tuple[str, ...] = (ch, ca) if by == ["channel", "campaign"] else (ch,)
+        for (ch, ca, pr), n in refused.items():
+            key: tuple[str, ...] = (ch, ca, pr) if "campaign" in by else (ch, pr)
             per[key] = per.get(key, 0) + n
         index = {tuple(str(r[b]) for b in by): r for r in rows}
         for k, n in per.items():
@@ -366,7 +380,7 @@ def build(
                     "failed": 0,
                     "invalid": 0,
                     "conversions": 0,
-                    "has_goal": len(k) > 1 and k[1] in goal_of,
+                    "has_goal": "campaign" in by and k[1] in goal_of,
                     "revenue": Decimal(0),
                     "refused": n,
                 }
@@ -383,17 +397,22 @@ def build(
         "messaging": Rows(
             main_cols,
             main,
-            title="Messages per channel and campaign" if by_campaign else "Messages per channel",
+            title="Messages per channel, campaign and provider"
+            if by_campaign
+            else "Messages per channel and provider",
             percent_columns=PERCENT,
         )
     }
     if by_campaign:
         chan = []
-        for r in add_refused(totals, ["channel"]):
+        for r in add_refused(totals, ["channel", "provider"]):
             m = _metrics(r)
-            chan.append(tuple([r["channel"]] + [m[c] for c in CHANNEL_COLUMNS[1:]]))
+            chan.append(tuple([r["channel"], r["provider"]] + [m[c] for c in CHANNEL_COLUMNS[2:]]))
         tables["channels"] = Rows(
-            CHANNEL_COLUMNS, chan, title="Messages per channel", percent_columns=PERCENT
+            CHANNEL_COLUMNS,
+            chan,
+            title="Messages per channel and provider",
+            percent_columns=PERCENT,
         )
 
     notes = []

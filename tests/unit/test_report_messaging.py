@@ -3,7 +3,8 @@ generated outbox, message events, app push opens, purchases and goal events: uni
 clicks per message (machine opens apart), events linked by key or else to the latest message
 of the same user, campaign and channel, receipts deciding the denominator, messages refused
 as invalid, any-touch conversions and revenue within each campaign's goal window, the as-of
-cut and the period."""
+cut and the period. One campaign's e-mail goes out by two lanes, one with delivery receipts
+(SendGrid-like) and one without (a file outbox): each lane is its own row, with its own base."""
 
 from __future__ import annotations
 
@@ -54,14 +55,19 @@ def generate(seed: int) -> dict[str, list[Any]]:
         refused = rng.random() < 0.04
         status = "invalid_recipient" if refused else "sent"
         receipt = None
-        if ch == "push" and camp == "alpha" and not refused:  # an Expo lane: receipts
-            receipt = rng.choice(["ok", "ok", "error"])
-            if receipt == "error":
-                status = "invalid_recipient"
-        out["outbox"].append((key, camp, user, ch, status, receipt, sent))
+        lane = {"email": "sendgrid", "push": "fcm", "sms": "twilio"}[ch]
+        if ch == "email" and rng.random() < 0.4:
+            lane = "file"  # the same campaigns by a lane that reports nothing back
+        if ch == "push" and camp == "alpha":
+            lane = "expo"
+            if not refused:  # an Expo lane: receipts
+                receipt = rng.choice(["ok", "ok", "error"])
+                if receipt == "error":
+                    status = "invalid_recipient"
+        out["outbox"].append((key, camp, user, ch, status, receipt, sent, lane))
         if refused:
             continue
-        out["sent"].append((key, user, camp, ch, sent))
+        out["sent"].append((key, user, camp, ch, sent, lane))
 
         def ev(
             typ: str,
@@ -75,7 +81,11 @@ def generate(seed: int) -> dict[str, list[Any]]:
             out["events"].append((f"e{len(out['events'])}", typ, ts, *msg[1:], json.dumps(props)))
 
         late = AS_OF + dt.timedelta(hours=1)
-        if ch == "email":
+        if lane == "file":
+            # no receipts; a click tracked by the shop's own links, matched by user
+            if rng.random() < 0.2:
+                ev("clicked", sent + 3 * minute, linked=False)
+        elif ch == "email":
             if rng.random() < 0.85:
                 ev("delivered", sent + minute)
                 if rng.random() < 0.5:
@@ -119,16 +129,17 @@ def generate(seed: int) -> dict[str, list[Any]]:
 
 def store(w: WS, data: dict[str, list[Any]]) -> None:
     with open_db(w.ws, write=True) as con:
-        for key, camp, user, ch, status, receipt, sent in data["outbox"]:
+        for key, camp, user, ch, status, receipt, sent, lane in data["outbox"]:
             con.execute(
                 "INSERT INTO outbox (idempotency_key, campaign, occurrence, user_id, channel, "
-                "status, receipt_status, send_at, created_at, updated_at) "
-                "VALUES (?, ?, 'o', ?, ?, ?, ?, ?, ?, ?)",
-                [key, camp, user, ch, status, receipt, sent, sent, sent],
+                "lane, status, receipt_status, send_at, created_at, updated_at) "
+                "VALUES (?, ?, 'o', ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, camp, user, ch, lane, status, receipt, sent, sent, sent],
             )
+        # dispatch's row: provider = the lane
         con.executemany(
-            "INSERT INTO message_events (event_id, provider, user_id, campaign, channel, type, "
-            "ts) VALUES (?, 'lane', ?, ?, ?, 'sent', ?)",
+            "INSERT INTO message_events (event_id, user_id, campaign, channel, type, ts, "
+            "provider) VALUES (?, ?, ?, ?, 'sent', ?, ?)",
             [list(r) for r in data["sent"]],
         )
         con.executemany(
@@ -154,7 +165,8 @@ def store(w: WS, data: dict[str, list[Any]]) -> None:
 
 def expected(data: dict[str, list[Any]], start: dt.datetime, end: dt.datetime) -> dict[Any, Any]:
     """The §13 definitions, computed without SQL."""
-    sent = {k: (u, c, ch, t) for k, u, c, ch, t in data["sent"] if t <= AS_OF}
+    sent = {k: (u, c, ch, t) for k, u, c, ch, t, _lane in data["sent"] if t <= AS_OF}
+    lane_of = {r[0]: r[7] for r in data["outbox"]}
     outbox = {r[0]: r for r in data["outbox"]}
     flags: dict[str, set[str]] = defaultdict(set)
 
@@ -183,11 +195,11 @@ def expected(data: dict[str, list[Any]], start: dt.datetime, end: dt.datetime) -
             continue
         p = json.loads(props)
         credit(p.get("mcrm_id"), user, p.get("campaign_id") or "", "push", ts, "opened")
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
 
-    def row(ch: str, camp: str) -> dict[str, Any]:
+    def row(ch: str, camp: str, lane: str) -> dict[str, Any]:
         return rows.setdefault(
-            (ch, camp), defaultdict(int, {"revenue": Decimal(0), "receipts": False})
+            (ch, camp, lane), defaultdict(int, {"revenue": Decimal(0), "receipts": False})
         )
 
     for key, (user, camp, ch, t) in sent.items():
@@ -195,7 +207,7 @@ def expected(data: dict[str, list[Any]], start: dt.datetime, end: dt.datetime) -
             continue
         f = flags[key]
         ob = outbox[key]
-        r = row(ch, camp)
+        r = row(ch, camp, lane_of[key])
         r["sent"] += 1
         delivered = "delivered" in f or ob[5] == "ok"
         r["delivered"] += delivered
@@ -222,9 +234,9 @@ def expected(data: dict[str, list[Any]], start: dt.datetime, end: dt.datetime) -
             )
             r["conversions"] += any(t <= c <= hi and c <= AS_OF for c in hits)
             r["revenue"] += sum((a for ts, a in paid if t <= ts <= hi and ts <= AS_OF), Decimal(0))
-    for key, camp, _user, ch, status, _receipt, t in data["outbox"]:
+    for key, camp, _user, ch, status, _receipt, t, lane in data["outbox"]:
         if status == "invalid_recipient" and key not in sent and start <= t <= end:
-            row(ch, camp)["invalid"] += 1
+            row(ch, camp, lane)["invalid"] += 1
     return rows
 
 
@@ -255,7 +267,7 @@ def test_messaging_matches_the_definitions(workspace: WorkspaceFactory, cli: Cli
     assert doc["warnings"] == []
     p = period("UTC", FROM, TO, AS_OF)
     want = expected(data, p.start_ts, p.end_ts)
-    got = {(x["channel"], x["campaign"]): x for x in doc["tables"]["messaging"]}
+    got = {(x["channel"], x["campaign"], x["provider"]): x for x in doc["tables"]["messaging"]}
     assert set(got) == set(want)
     for k, e in want.items():
         g = got[k]
@@ -285,12 +297,23 @@ def test_messaging_matches_the_definitions(workspace: WorkspaceFactory, cli: Cli
             assert Decimal(g["revenue"]) == e["revenue"], k
         else:
             assert (g["conversions"], g["conversion_rate"], g["revenue"]) == (None, None, None)
-    # the channels table: computed per channel, with no conversion columns
-    chans = {x["channel"]: x for x in doc["tables"]["channels"]}
-    for ch in CHANNELS:
-        assert chans[ch]["sent"] == sum(e["sent"] for k, e in want.items() if k[0] == ch)
-        assert "conversions" not in chans[ch]
-    assert any("no delivery receipts for" in n and "push/beta" in n for n in doc["notes"])
+    # the mixed case: one campaign's e-mail by both lanes, each row with its own base
+    for camp in ("alpha", "beta", "gamma"):
+        sg, file = got[("email", camp, "sendgrid")], got[("email", camp, "file")]
+        assert (sg["base"], file["base"]) == ("delivered", "sent")
+        assert file["delivered"] is None and file["delivery_rate"] is None
+        assert sg["delivery_rate"] == pytest.approx(sg["delivered"] / sg["sent"])
+    # the channels table: computed per channel and provider, with no conversion columns
+    chans = {(x["channel"], x["provider"]): x for x in doc["tables"]["channels"]}
+    assert set(chans) == {(k[0], k[2]) for k in want}
+    for (ch, lane), c in chans.items():
+        mine = [e for k, e in want.items() if (k[0], k[2]) == (ch, lane)]
+        assert c["sent"] == sum(e["sent"] for e in mine)
+        assert c["base"] == ("delivered" if any(e["receipts"] for e in mine) else "sent")
+        assert "conversions" not in c
+    assert ("email", "file") in chans and ("email", "sendgrid") in chans
+    assert any("no delivery receipts for" in n and "push/beta/fcm" in n for n in doc["notes"])
+    assert any("email/alpha/file" in n for n in doc["notes"])
     assert any("Privacy Protection" in n for n in doc["notes"])
     # sanity: the generated data exercises every path
     assert all(want[k]["sent"] for k in want)
