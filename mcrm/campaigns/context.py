@@ -21,7 +21,9 @@ has one, else for T):
   base currency), all None for a user who was not a customer then, and `as_of` (the run's,
   aware, user zone). A template reading it with no run yet fails: "no CLV predictions yet".
 - `stats` — `orders` (paid, up to T), `spend` (their base-currency total, a Decimal),
-  `last_purchase` (aware, user zone, or None), `favourite_category` (recommend.py's definition).
+  `last_purchase` (aware, user zone, or None), `favourite_category` (recommend.py's definition;
+  computed only when a template reads it, or reads `stats` otherwise than by constant keys:
+  it costs a pass over every purchase line and product view).
 - `recommendations` — up to the campaign's `recommendations: N` (default 3) products as dicts
   `sku`, `name`, `category`, `price` (Decimal, in `currency`), `currency`.
 - `coupon` — `code`, `prefix` (campaigns with `coupon:` only; elsewhere it is undefined, so a
@@ -138,6 +140,31 @@ def template_names(renderer: Renderer, c: Campaign) -> set[str]:
     return names
 
 
+def attributes_of(renderer: Renderer, c: Campaign, name: str) -> set[str] | None:
+    """The keys of `name` any template of the campaign reads (`Renderer.attributes`), or None
+    when one may read it all."""
+    from mcrm.campaigns.render import attributes_read
+
+    keys: set[str] = set()
+    try:
+        for path in c.template_paths():
+            got = renderer.attributes(path, name)
+            if got is None:
+                return None
+            keys |= got
+        inline = [
+            renderer.env.parse(spec)
+            for v in c.variants
+            for parts in v.templates.values()
+            for part, spec in parts.items()
+            if part in INLINE_PARTS
+        ]
+    except Exception:  # reported by validate; rendering will raise it with file:line
+        return None
+    more = attributes_read(inline, name)
+    return None if more is None else keys | more
+
+
 class Contexts:
     """Builds template contexts for a campaign's users, as of T, on one DuckDB connection."""
 
@@ -157,6 +184,12 @@ class Contexts:
         self.as_of = as_of
         self.renderer = renderer
         self.needs = template_names(renderer, c)
+        # favourite_category costs a pass over every purchase line and product view
+        # (recommend._prepare): only when a template reads it, or `stats` as a whole
+        stats_keys = attributes_of(renderer, c, "stats") if "stats" in self.needs else set()
+        self.favourite = "stats" in self.needs and (
+            stats_keys is None or "favourite_category" in stats_keys
+        )
         self.currency = ws.settings.base_currency
         self._secret = delivery.unsubscribe.secret.encode()
         self._issued = as_of.replace(tzinfo=dt.UTC)
@@ -254,7 +287,7 @@ class Contexts:
         n_user = len(cols)
         fav: dict[str, str | None] = {}
         recs: dict[str, list[dict[str, Any]]] = {}
-        if "stats" in self.needs:
+        if self.favourite:
             from mcrm.campaigns.recommend import favourite_category
 
             fav = favourite_category(con, "ctx_users", self.as_of)
@@ -303,8 +336,9 @@ class Contexts:
                     "orders": int(rest["st_orders"]),
                     "spend": rest["st_spend"],
                     "last_purchase": _aware(rest["st_last"], zone),
-                    "favourite_category": fav.get(uid),
                 }
+                if self.favourite:
+                    ctx["stats"]["favourite_category"] = fav.get(uid)
             if "recommendations" in self.needs:
                 ctx["recommendations"] = recs.get(uid, [])
             if uid in codes:

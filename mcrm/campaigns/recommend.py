@@ -308,13 +308,15 @@ _TEMPS = (
 )
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> None:
-    """Build the lines, views, catalogue and popularity TEMP tables as of T."""
+def _prepare(con: duckdb.DuckDBPyConnection, as_of: dt.datetime, popularity: bool = True) -> None:
+    """Build the lines, views, catalogue and (unless not `popularity`) popularity TEMP tables
+    as of T."""
     t = _naive_utc(as_of)
     con.execute(_LINES_SQL, {"as_of": t})
     con.execute(_VIEWS_SQL, {"as_of": t})
     con.execute(_CATALOGUE_SQL)
-    con.execute(_POP_SQL, {"since": t - dt.timedelta(days=POPULAR_DAYS)})
+    if popularity:
+        con.execute(_POP_SQL, {"since": t - dt.timedelta(days=POPULAR_DAYS)})
 
 
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
@@ -333,7 +335,7 @@ def catalogue(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> dict[str, P
     """Every product seen on a purchase line up to `as_of`, by sku (see the module docstring
     for how name, category, price and currency are chosen)."""
     try:
-        _prepare(con, as_of)
+        _prepare(con, as_of, popularity=False)
         return _catalogue_rows(con)
     finally:
         _drop(con)
@@ -345,7 +347,7 @@ def favourite_category(
     """user_id -> favourite category (or None) for every user in `user_table`."""
     users = _table(user_table)
     try:
-        _prepare(con, as_of)
+        _prepare(con, as_of, popularity=False)  # the favourite needs no best sellers
         con.execute(_FAV_SQL.format(users=users))
         rows = con.execute("SELECT user_id, category FROM _rec_fav").fetchall()
         return {r[0]: r[1] for r in rows}

@@ -236,6 +236,27 @@ def content_hash(channel: str, parts: Mapping[str, str]) -> str:
 # --- the renderer ----------------------------------------------------------------------------
 
 
+def attributes_read(asts: Iterable[nodes.Node], name: str) -> set[str] | None:
+    """`Renderer.attributes` over parsed templates: the constant keys read of `name`, or None
+    when some use of `name` is not a constant attribute or item."""
+    keys: set[str] = set()
+    for ast in asts:
+        uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == name)
+        direct = 0
+        for g in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            if isinstance(g.node, nodes.Name) and g.node.name == name:
+                if isinstance(g, nodes.Getattr):
+                    keys.add(g.attr)
+                elif isinstance(g.arg, nodes.Const) and isinstance(g.arg.value, str):
+                    keys.add(g.arg.value)
+                else:
+                    return None
+                direct += 1
+        if uses != direct:
+            return None
+    return keys
+
+
 class Renderer:
     """Renders the templates under one `campaigns/` folder (one instance per run)."""
 
@@ -553,6 +574,13 @@ class Renderer:
                 ):
                     names.add("currency")
         return names - set(self.env.globals)
+
+    def attributes(self, path: str, name: str, *, locales: bool = True) -> set[str] | None:
+        """The attributes of top-level `name` that `path` (locale variants and includes too)
+        reads as `name.key` or `name['key']`: `{"orders"}` for `{{ stats.orders }}`. None when
+        it uses `name` any other way (whole, in a loop, by a computed key, assigned): then
+        everything in it may be read."""
+        return attributes_read(self._walk(path, locales), name)
 
     def uses_skip(self, path: str, *, locales: bool = True) -> bool:
         """Whether `path` (or a locale variant, or anything included) has a `{% skip %}`."""

@@ -78,7 +78,8 @@ templates:
   email: {subject: c/subject.j2, text: c/text.j2}
 """
 EVERYTHING = (
-    "{{ user.user_id }} {{ stats.orders }} {{ tier.name | default('-') }} "
+    "{{ user.user_id }} {{ stats.orders }} {{ stats.favourite_category | default('-') }} "
+    "{{ tier.name | default('-') }} "
     "{{ rfm.segment | default('-') }} {{ lifecycle.stage | default('-') }} "
     "{{ recommendations | length }} {{ unsubscribe_url }}"
 )
@@ -503,6 +504,64 @@ def test_relations_are_computed_only_when_a_template_reads_them(
     for ctx in got.values():
         assert set(ctx) & optional == present
         assert "user" in ctx
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("{{ stats.orders }} {{ stats['spend'] | money }}", {"orders", "spend"}),
+        (
+            "{% if stats.orders > 1 %}{{ stats.last_purchase | date }}{% endif %}",
+            {"orders", "last_purchase"},
+        ),
+        ("{{ stats }}", None),
+        ("{% for k in stats %}{{ k }}{% endfor %}", None),
+        ("{% set s = stats %}{{ s.orders }}", None),
+        ("{{ stats[user.user_id] | default('') }}", None),
+        ("{{ user.user_id }}", set()),
+    ],
+)
+def test_attributes_read_of_a_context_name(
+    workspace: WorkspaceFactory, text: str, keys: set[str] | None
+) -> None:
+    """Which keys of `stats` a template reads, or None when it may read them all."""
+    w, _ = make_workspace(workspace, {"c/text.j2": text}, n=2)
+    assert Renderer(w.root / CAMPAIGNS_DIR).attributes("c/text.j2", "stats") == keys
+
+
+def test_stats_without_favourite_category_skip_the_product_pass(
+    workspace: WorkspaceFactory,
+) -> None:
+    """The favourite category (and recommendations) read every product view and purchase line:
+    a campaign whose templates read only other stats never touches them — it works with no
+    `events` table at all — and its stats are the same as when they are computed."""
+    w, data = make_workspace(
+        workspace, {"c/text.j2": "{{ stats.orders }} {{ stats.spend | money }}"}, n=16
+    )
+    users = sorted(data.users)
+    with open_db(w.ws) as con:
+        ctxs = contexts(w, con)
+        assert not ctxs.favourite
+        lean = ctxs.fetch(users)
+    w.write("campaigns/c/text.j2", "{{ stats.orders }} {{ stats.favourite_category }}")
+    with open_db(w.ws) as con:
+        full = contexts(w, con).fetch(users)
+    with open_db(w.ws, write=True) as con:
+        con.execute("ALTER TABLE events RENAME TO events_gone")
+    w.write("campaigns/c/text.j2", "{{ stats.orders }} {{ stats.spend | money }}")
+    with open_db(w.ws) as con:
+        again = contexts(w, con).fetch(users)
+    for uid in users:
+        assert set(lean[uid]["stats"]) == {"orders", "spend", "last_purchase"}
+        assert lean[uid]["stats"] == {
+            k: v for k, v in full[uid]["stats"].items() if k != "favourite_category"
+        }
+        assert again[uid]["stats"] == lean[uid]["stats"]
+        assert full[uid]["stats"]["favourite_category"] == favourite(data, uid)
+    # reading the favourite does need the product views
+    w.write("campaigns/c/text.j2", "{{ stats.favourite_category }}")
+    with open_db(w.ws) as con, pytest.raises(Exception, match="events"):
+        contexts(w, con).fetch(users)
 
 
 def test_a_name_read_only_by_a_locale_file_is_computed(workspace: WorkspaceFactory) -> None:
