@@ -58,7 +58,8 @@ OPTIONS = {"api_key", "from", "base_url", "reply_to", "sandbox", "list_id"}
 _RECIPIENT = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\.\d+\.email$")
 _PERSONALIZATION = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
 _URI = re.compile(r"<([^<>]+)>")
-_TAG = re.compile(r"-mcrm_[uth]\d+-")
+_TAG = re.compile(r"-mcrm_[uthab]\d+-")
+MAX_AFFIX_VALUE = 64  # the longest differing middle an affix group gives a substitution
 
 
 def _address(value: str, what: str, where: Where) -> dict[str, str]:
@@ -258,7 +259,7 @@ class SendGrid:
                 g.member_tokens = [(tt, ht)] * len(members)
                 groups.append(g)
                 by_shape.setdefault(shape, []).append(g)
-        return groups
+        return _affix_merge(groups)
 
     def _requests(self, g: _Group) -> list[_Request]:
         """A group as requests: content with tags, per-member substitutions; at most 1000
@@ -525,3 +526,113 @@ def _first_message(resp: Any) -> str | None:
         if isinstance(msg, str) and "@" not in msg:
             return msg[:300]
     return None
+
+
+@dataclass
+class _Affix:
+    """Texts that differ only in one middle run: what they all start and end with."""
+
+    ref: str
+    pre: int  # length of the shared start (of `ref`)
+    post: int  # length of the shared end
+    shortest: int
+    longest: int
+    equal: bool = True  # every member's text is `ref`
+
+    def join(self, t: str) -> tuple[int, int] | None:
+        """The shared start and end lengths with `t` added; None if some member's middle
+        would be empty or longer than MAX_AFFIX_VALUE."""
+        if self.equal and t == self.ref:
+            return self.pre, self.post
+        ref = self.ref
+        shortest, longest = min(self.shortest, len(t)), max(self.longest, len(t))
+        head = ref if self.equal else ref[: self.pre]
+        pre = len(commonprefix([head, t]))
+        tail = ref if self.equal else ref[len(ref) - self.post :]
+        post = len(commonprefix([tail[::-1], t[::-1]]))
+        post = min(post, shortest - pre - 1)  # every member keeps a non-empty middle
+        if post < 0 or longest - pre - post > MAX_AFFIX_VALUE:
+            return None
+        return pre, post
+
+
+def _affix_merge(groups: list[_Group]) -> list[_Group]:
+    """Groups of identical messages that the token pass could not merge (the differing value
+    is not space-separated: `王伟，您好！`) merge when their text and HTML each differ in one
+    middle run: each run becomes a tag (`-mcrm_a0-` in the text, `-mcrm_b0-` in the HTML)
+    and each member's run its value. A merged group whose values could form or hold a tag
+    across the boundary stays as it was."""
+    plain = [
+        g for g in groups if g.members[0].factorable and not g.text_slots and not g.html_slots
+    ]
+    if len(plain) < 2:
+        return groups
+    clusters: list[tuple[list[_Group], _Affix, _Affix]] = []
+    for g in plain:
+        x = g.members[0]
+        for members, ta, ha in clusters[-MAX_CANDIDATES:]:
+            jt = ta.join(x.text)
+            jh = ha.join(x.html) if jt is not None else None
+            if jt is None or jh is None:
+                continue
+            for a, (pre, post), t in ((ta, jt, x.text), (ha, jh, x.html)):
+                if not (a.equal and t == a.ref):
+                    a.equal = False
+                a.pre, a.post = pre, post
+                a.shortest, a.longest = min(a.shortest, len(t)), max(a.longest, len(t))
+            members.append(g)
+            break
+        else:
+            t, h = x.text, x.html
+            clusters.append(
+                ([g], _Affix(t, len(t), 0, len(t), len(t)), _Affix(h, len(h), 0, len(h), len(h)))
+            )
+    merged: dict[int, _Group | None] = {}
+    for members, ta, ha in clusters:
+        if len(members) < 2:
+            continue
+        one = _affixed(members, ta, ha)
+        if one is not None:
+            merged[id(members[0])] = one
+            for m in members[1:]:
+                merged[id(m)] = None
+    out = []
+    for g in groups:
+        k = id(g)
+        if k not in merged:
+            out.append(g)
+        else:
+            mg = merged[k]
+            if mg is not None:
+                out.append(mg)
+    return out
+
+
+def _affixed(groups: list[_Group], ta: _Affix, ha: _Affix) -> _Group | None:
+    """One group of the members of `groups`, their text and HTML middles as substitutions;
+    None when a middle or a boundary would hold `mcrm_`."""
+    parts: list[tuple[str, str, str, int] | None] = []
+    for a, kind in ((ta, "a"), (ha, "b")):
+        if a.equal:
+            parts.append(None)
+            continue
+        head, tail = a.ref[: a.pre], a.ref[len(a.ref) - a.post :]
+        parts.append((head, tail, f"-{MARKER}{kind}0-", head.count(MARKER) + tail.count(MARKER)))
+    out: list[_Msg] = []
+    for g in groups:
+        for x in g.members:
+            text, html, subs = x.text, x.html, dict(x.subs)
+            for i, p in enumerate(parts):
+                if p is None:
+                    continue
+                head, tail, tag, markers = p
+                t = text if i == 0 else html
+                if t.count(MARKER) != markers:
+                    return None  # a tag in the middle, or one across its edges
+                subs[tag] = t[len(head) : len(t) - len(tail)]
+                if i == 0:
+                    text = head + tag + tail
+                else:
+                    html = head + tag + tail
+            out.append(_Msg(x.index, x.m, x.subject, text, html, subs, x.headers, True))
+    return _Group(out)

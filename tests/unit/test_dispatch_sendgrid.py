@@ -224,6 +224,35 @@ def test_mixed_templates_and_names_rebuild_exactly(
     assert len(sendgrid_fake.log) <= lookalikes + 30
 
 
+def glued(i: int, name: str) -> Outbound:
+    """A message whose name is not space-separated (`王伟，您好！`, `Zoë，欢迎`)."""
+    m = message(i, name=name)
+    url = unsub_url(i)
+    text = f"{name}，您好！\n\n感谢您的加入。\n\n退订：{url}"
+    html = f'<p>{name}，您好！</p><p><a href="{url.replace("&", "&amp;")}">退订</a></p>'
+    parts = {"subject": f"{name}，欢迎光临", "text": text, "html": html}
+    return Outbound(**{**m.__dict__, "parts": parts})
+
+
+def test_names_glued_to_the_text_share_one_request(
+    sendgrid_fake: SendGridFake, sg: SendGrid
+) -> None:
+    rng = random.Random(11)
+    names = NAMES + ["朋友", "x", "Ann-", "-mcrm", "_a0-", "mcrm_b0", "，您好", "A" * 70]
+    batch = [glued(i, rng.choice(names)) for i in range(300)]
+    res = sg.send(batch)
+    assert [r.outcome for r in res] == [Outcome.SENT] * len(batch)
+    assert_delivered_as_rendered(sendgrid_fake, batch)
+    # one request for the names that may be substituted; the lookalikes and the 70-character
+    # name (longer than a substituted middle may be) go in requests of their own kind
+    odd = {
+        m.parts["text"] for m in batch if "mcrm" in m.parts["text"] or "A" * 70 in m.parts["text"]
+    }
+    assert len(sendgrid_fake.log) <= 1 + len(odd)
+    first = sendgrid_fake.log[0].parsed
+    assert len(first["personalizations"]) >= 200
+
+
 def test_content_holding_a_tag_lookalike_is_sent_verbatim(
     sendgrid_fake: SendGridFake, sg: SendGrid
 ) -> None:
