@@ -172,7 +172,7 @@ def build(
             )
         )
     screens, feats = trend_rows("screen"), trend_rows("feature")
-    for t in ("ft_ev", "ov_ud", "ov_sess", "ov_st", "ov_ord", "ov_linked"):
+    for t in ("ft_ev", "ov_ud", "ov_st", "ov_ord", "ov_linked"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     name_cols = ["users", "events", "share", "events_per_user"]
     tables = {

@@ -3,8 +3,9 @@
 Shape. Everything starts from four TEMP relations built once per report:
 - `ov_ud`: distinct (unit, local day, platform, os, country) of the §0 activity, from 29 days
   before `--from` (MAU and the 30-day mean DAU of the first day need them) to the period's end;
-- `ov_sess`: one row per (unit, session, dimension values) with the session's first and last
-  event, over the period's events;
+- `ov_st`: one row per (unit, session) of the period's events: first event, length, local day,
+  and per breakdown dimension its smallest and largest value (a session with two values also
+  gets its rows in `ov_multi_DIM`);
 - `ov_ord`: the paid orders of the period (user, instant, local day, base amount);
 - `ov_linked`: the linked users (units that are users) active in the period.
 
@@ -29,7 +30,6 @@ more than 30 minutes. Background events that happen without the user in the app
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -154,23 +154,14 @@ def segment_members_sql(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str
     )
 
 
-@dataclass
-class Tables:
-    """The TEMP relations of one report (see the module docstring)."""
-
-    ud: str = "ov_ud"
-    sess: str = "ov_sess"
-    ord: str = "ov_ord"
-    linked: str = "ov_linked"
-
-
 def prepare(
     con: duckdb.DuckDBPyConnection,
     ws: Workspace,
     p: Period,
     dims: list[str],
-) -> None:
-    """Materialise ov_ud, ov_sess, ov_ord, ov_linked for period `p` (see the docstring)."""
+) -> set[str]:
+    """Materialise ov_ud, ov_st, ov_ord, ov_linked for period `p` (see the docstring); return
+    the dimensions some session has two values of (their ov_multi_DIM tables exist)."""
     from mcrm.segments.compile import lit, local_day, ts_lit
 
     seg = segments_file(ws)
@@ -206,27 +197,32 @@ def prepare(
         f"FROM ({lagged}) s"
     )
     keyed = (
-        f"SELECT s.unit, 'i:' || s.session_id AS skey, s.ts{sdims} FROM ({sev}) s "
+        f"SELECT s.unit, s.session_id AS skey, 0 AS sk, s.ts{sdims} FROM ({sev}) s "
         "WHERE s.session_id IS NOT NULL UNION ALL "
-        f"SELECT s.unit, 'g:' || CAST(s.k AS VARCHAR) AS skey, s.ts{sdims} FROM ({numbered}) s"
+        f"SELECT s.unit, NULL AS skey, s.k AS sk, s.ts{sdims} FROM ({numbered}) s"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ov_sess AS SELECT s.unit, s.skey{sdims}, "
-        f"min(s.ts) AS t0, max(s.ts) AS t1 FROM ({keyed}) s GROUP BY s.unit, s.skey{sdims}"
-    )
-    # one row per session (ov_sess has one per session and dimension values)
+    # one row per session; per dimension its smallest and largest value (NULLs ignored), so a
+    # session with one value (nearly all) needs no second pass
     sday = local_day("t.t0", zone, as_of)
     seconds = "CAST(date_diff('millisecond', t.t0, t.t1) AS DOUBLE) / 1000.0"
-    per_session = (
-        "SELECT s.unit, s.skey, min(s.t0) AS t0, max(s.t1) AS t1 FROM ov_sess s "
-        "GROUP BY s.unit, s.skey"
-        if dims
-        else "SELECT s.unit, s.skey, s.t0, s.t1 FROM ov_sess s"
-    )
+    lohi = "".join(f", min(s.{d}) AS {d}_lo, max(s.{d}) AS {d}_hi" for d in dims)
+    tlohi = "".join(f", t.{d}_lo, t.{d}_hi" for d in dims)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ov_st AS SELECT t.unit, t.skey, t.t0, {seconds} AS "
-        f"seconds, {sday} AS day FROM ({per_session}) t"
+        f"CREATE OR REPLACE TEMP TABLE ov_st AS SELECT t.unit, t.skey, t.sk, t.t0, {seconds} "
+        f"AS seconds, {sday} AS day{tlohi} FROM (SELECT s.unit, s.skey, s.sk, min(s.ts) AS t0, "
+        f"max(s.ts) AS t1{lohi} FROM ({keyed}) s GROUP BY s.unit, s.skey, s.sk) t"
     )
+    multi: set[str] = set()
+    for d in dims:
+        if fetch(con, f"SELECT count(*) FROM ov_st t WHERE t.{d}_lo <> t.{d}_hi")[0][0]:
+            multi.add(d)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE ov_multi_{d} AS SELECT s.unit, s.skey, s.sk, "
+                f"s.{d} AS g FROM ({keyed}) s JOIN (SELECT t.unit, t.skey, t.sk FROM ov_st t "
+                f"WHERE t.{d}_lo <> t.{d}_hi) x ON x.unit = s.unit AND x.sk = s.sk "
+                "AND x.skey IS NOT DISTINCT FROM s.skey "
+                f"WHERE s.{d} IS NOT NULL GROUP BY s.unit, s.skey, s.sk, s.{d}"
+            )
     where = f"p.ts >= {start_ts} AND p.ts <= {end_ts}"
     check_money(con, where)
     pday = local_day("p.ts", zone, as_of)
@@ -240,12 +236,14 @@ def prepare(
         f"WHERE u.day >= {q_date(p.start)} AND u.day <= {q_date(last)} "
         "AND u.unit IN (SELECT x.user_id FROM users x)"
     )
+    return multi
 
 
 def session_totals_sql() -> str:
-    """One row per session: unit, skey, t0 (first event), seconds (last event - first event),
+    """One row per session: unit, skey (the session id; NULL for sessions split at gaps) and sk
+    (the gap session's number; 0 for ids), t0 (first event), seconds (last event - first event),
     day (the local day of t0)."""
-    return "SELECT t.unit, t.skey, t.t0, t.seconds, t.day FROM ov_st t"
+    return "SELECT t.unit, t.skey, t.sk, t.t0, t.seconds, t.day FROM ov_st t"
 
 
 def daily_series(
@@ -293,9 +291,12 @@ def daily_series(
 # -- summary -----------------------------------------------------------------------------
 
 
-def group_sources(dim: str, members: str | None, name: str, p: Period) -> tuple[str, str, str]:
-    """(unit, day, g), (unit, skey, g) and (unit, g) relations (linked users for revenue) of
-    one breakdown; `dim` is "total", a dimension column or "segment"."""
+def group_sources(
+    dim: str, members: str | None, name: str, p: Period, multi: set[str] | None = None
+) -> tuple[str, str, str]:
+    """(unit, day, g), (g, seconds) — one row per session and group — and (unit, g) (linked
+    users, for revenue) relations of one breakdown; `dim` is "total", a dimension column or
+    "segment"; `multi` the dimensions with an ov_multi_DIM table."""
     last = last_day(p)
     in_period = f"x.day >= {q_date(p.start)} AND x.day <= {q_date(last)}"
     everyone = (
@@ -303,7 +304,7 @@ def group_sources(dim: str, members: str | None, name: str, p: Period) -> tuple[
     )
     if dim == "total":
         ud = "SELECT x.unit, x.day, '(all)' AS g FROM ov_ud x GROUP BY x.unit, x.day"
-        ss = ""  # every session: summary_rows reads ov_st directly
+        ss = "SELECT '(all)' AS g, t.seconds FROM ov_st t"
         us = f"SELECT e.unit, '(all)' AS g FROM ({everyone}) e"
         return ud, ss, us
     if dim == "segment":
@@ -315,10 +316,7 @@ def group_sources(dim: str, members: str | None, name: str, p: Period) -> tuple[
             f"SELECT x.unit, x.day, {case.format(u='x.unit')} AS g FROM "
             "(SELECT y.unit, y.day FROM ov_ud y GROUP BY y.unit, y.day) x"
         )
-        ss = (
-            f"SELECT s.unit, s.skey, {case.format(u='s.unit')} AS g FROM "
-            "(SELECT t.unit, t.skey FROM ov_sess t GROUP BY t.unit, t.skey) s"
-        )
+        ss = f"SELECT {case.format(u='t.unit')} AS g, t.seconds FROM ov_st t"
         us = f"SELECT e.unit, {case.format(u='e.unit')} AS g FROM ({everyone}) e"
         return ud, ss, us
     ud = (
@@ -328,13 +326,16 @@ def group_sources(dim: str, members: str | None, name: str, p: Period) -> tuple[
         f"HAVING count(x.{dim}) = 0"
     )
     ss = (
-        f"SELECT s.unit, s.skey, s.{dim} AS g FROM ov_sess s WHERE s.{dim} IS NOT NULL "
-        f"GROUP BY s.unit, s.skey, s.{dim} UNION ALL "
-        "SELECT s.unit, s.skey, '(none)' AS g FROM ov_sess s GROUP BY s.unit, s.skey "
-        f"HAVING count(s.{dim}) = 0"
+        f"SELECT coalesce(t.{dim}_lo, '(none)') AS g, t.seconds FROM ov_st t "
+        f"WHERE t.{dim}_lo IS NULL OR t.{dim}_lo = t.{dim}_hi"
     )
-    us = (
-        f"SELECT x.unit, x.g FROM ({ud}) x WHERE {in_period} "
+    if multi and dim in multi:
+        ss += (
+            f" UNION ALL SELECT m.g, t.seconds FROM ov_multi_{dim} m JOIN ov_st t "
+            "ON t.unit = m.unit AND t.sk = m.sk AND t.skey IS NOT DISTINCT FROM m.skey"
+        )
+    us = (  # ov_gud: `ud` materialised by summary_rows
+        f"SELECT x.unit, x.g FROM ov_gud x WHERE {in_period} "
         "AND x.unit IN (SELECT l.unit FROM ov_linked l) GROUP BY x.unit, x.g"
     )
     return ud, ss, us
@@ -373,6 +374,9 @@ def summary_rows(
     ensure: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
     ud, ss, us = srcs
+    # each relation once: the groups' days and the groups' linked users are read several times
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ov_gud AS {ud}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ov_gus AS {us}")
     last = last_day(p)
     s0, l0 = q_date(p.start), q_date(last)
     w0 = q_date(last - dt.timedelta(days=6))
@@ -389,15 +393,12 @@ def summary_rows(
             f"count(DISTINCT u.unit) FILTER (WHERE u.day >= {m0} AND u.day <= {l0}), "
             f"count(*) FILTER (WHERE u.day >= {s0} AND u.day <= {l0}), "
             f"count(*) FILTER (WHERE u.day >= {m0} AND u.day <= {l0}) "
-            f"FROM ({ud}) u GROUP BY u.g",
+            "FROM ov_gud u GROUP BY u.g",
         )
     }
-    aggs = "count(*), avg(t.seconds), quantile_cont(t.seconds, 0.5), sum(t.seconds)"
     sess_sql = (
-        f"SELECT g.g, {aggs} FROM ({ss}) g JOIN ov_st t ON t.unit = g.unit AND t.skey = g.skey "
-        "GROUP BY g.g"
-        if ss
-        else f"SELECT '(all)' AS g, {aggs} FROM ov_st t"
+        "SELECT t.g, count(*), avg(t.seconds), quantile_cont(t.seconds, 0.5), sum(t.seconds) "
+        f"FROM ({ss}) t GROUP BY t.g"
     )
     sess = {r[0]: r[1:] for r in fetch(con, sess_sql) if r[1]}
     rev = {
@@ -405,21 +406,18 @@ def summary_rows(
         for r in fetch(
             con,
             "SELECT m.g, CAST(sum(o.amount) AS DECIMAL(18,3)), count(*), "
-            f"count(DISTINCT o.user_id) FROM ov_ord o JOIN ({us}) m ON m.unit = o.user_id "
+            "count(DISTINCT o.user_id) FROM ov_ord o JOIN ov_gus m ON m.unit = o.user_id "
             "GROUP BY m.g",
         )
     }
-    dens = {
-        r[0]: int(r[1]) for r in fetch(con, f"SELECT m.g, count(*) FROM ({us}) m GROUP BY m.g")
-    }
-    rep = {
-        r[0]: int(r[1])
-        for r in fetch(
-            con,
-            f"SELECT m.g, count(*) FROM ({us}) m WHERE m.unit IN (SELECT r.user_id FROM ov_rep r) "
-            "GROUP BY m.g",
-        )
-    }
+    dens: dict[Any, int] = {}
+    rep: dict[Any, int] = {}
+    for g, n, n_rep in fetch(
+        con,
+        "SELECT m.g, count(*), count(r.user_id) FROM ov_gus m "
+        "LEFT JOIN ov_rep r ON r.user_id = m.unit GROUP BY m.g",
+    ):
+        dens[g], rep[g] = int(n), int(n_rep)
     groups = sorted(
         set(eng) | set(sess) | set(rev) | set(dens) | set(ensure), key=lambda g: (g is None, g)
     )
@@ -558,7 +556,7 @@ def build(
         if b.startswith("segment:")
     }
     p = period
-    prepare(con, ws, p, dims)
+    multi = prepare(con, ws, p, dims)
     from mcrm.segments.compile import local_day, ts_lit
 
     # payers of the period with at least two distinct purchase days up to `to`
@@ -575,7 +573,7 @@ def build(
             name = b.split(":", 1)[1]
             srcs = group_sources("segment", members[name], name, p)
         else:
-            srcs = group_sources(b, None, "", p)
+            srcs = group_sources(b, None, "", p, multi)
         rows += summary_rows(con, p, b, srcs)
     summary = Rows(SUMMARY_COLUMNS, rows, title="summary", percent_columns=PERCENT)
     trend = Rows(
@@ -590,6 +588,8 @@ def build(
     if any(b.startswith("segment:") for b in bys):
         notes.append("segment groups use each segment's latest stored snapshot")
     params = {**p.params(), "by": bys, "interval": interval, "last_day": last}
-    for t in ("ov_ud", "ov_sess", "ov_st", "ov_ord", "ov_linked", "ov_rep"):
+    drops = ["ov_ud", "ov_st", "ov_ord", "ov_linked", "ov_rep", "ov_gud", "ov_gus"]
+    drops += [f"ov_multi_{d}" for d in multi]
+    for t in drops:
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return Report("overview", {"summary": summary, "trend": trend}, params, notes)

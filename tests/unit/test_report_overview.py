@@ -88,7 +88,7 @@ def generate(seed: int = 5) -> Data:
                     plat
                 ]
                 t0 = dt.datetime.combine(day, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
-                sid = str(sn + 1)  # reused by every unit: sessions are per unit
+                sid = f"{day_off}-{sn}"  # the same ids for every unit: sessions are per unit
                 common = {"session_id": sid, "platform": plat, "os": osn, "country": country}
                 ev(unit, anon, "session_start", t0, **common)
                 for k in range(rng.randint(0, 4)):
@@ -104,6 +104,11 @@ def generate(seed: int = 5) -> Data:
             if rng.random() < 0.3:
                 t = dt.datetime.combine(day, dt.time(rng.randint(0, 23)))
                 ev(unit, anon, "location", t, platform=home)
+    # one session on two platforms: it counts in both groups, with its whole length
+    t_mx = dt.datetime(2026, 3, 20, 9)
+    ev("u03", False, "session_start", t_mx, session_id="mx", platform="ios", os="ios")
+    ev("u03", False, "product_view", t_mx + dt.timedelta(minutes=7), session_id="mx",
+       platform="android", os="android", screen="Home")  # fmt: skip
     # one user on two platforms on the last day, and data after the as-of instant
     ev(
         "u00",
