@@ -177,6 +177,92 @@ def claim(
     ]
 
 
+def _claimed(r: Sequence[Any], lane: str | None) -> Claimed:
+    return Claimed(
+        int(r[0]),
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        str(r[4]),
+        str(r[5]),
+        r[6],
+        int(r[7]),
+        r[8],
+        r[9],
+        lane=lane,
+        send_at=r[10],
+        plan_id=r[11],
+        as_of=r[12],
+    )  # fmt: skip
+
+
+def due_ahead(
+    con: duckdb.DuckDBPyConnection,
+    campaign: str,
+    channel: str,
+    now: dt.datetime,
+    lane: str,
+    limit: int,
+    after_id: int = 0,
+) -> list[Claimed] | None:
+    """The next `limit` due rows of one campaign and channel after the cursor, in id order,
+    for `lane` but **not** claimed: the caller claims them a batch at a time with
+    `claim_rows`, right before each batch's request, so a crash still leaves at most one
+    batch `sending`. Holding them unclaimed is safe because the drain's connection holds
+    the database's write lock and only the drain writes these rows. None when a keyed batch
+    is due (it must be retried as exactly that batch: use `claim`)."""
+    keyed = con.execute(
+        "SELECT 1 FROM outbox WHERE campaign = ? AND channel = ? AND status IN "
+        "('pending', 'retry_wait') AND batch_key IS NOT NULL "
+        "AND coalesce(next_attempt_at, send_at, ?) <= ? LIMIT 1",
+        [campaign, channel, now, now],
+    ).fetchall()
+    if keyed:
+        return None
+    rows = con.execute(
+        f"""SELECT o.id, o.idempotency_key, o.campaign, o.occurrence, o.user_id, o.channel,
+                  o.variant, o.attempts, o.payload_hash, o.batch_key, o.send_at,
+                  o.plan_id, p.as_of
+           FROM (SELECT * FROM outbox WHERE id > ? AND {_DUE} ORDER BY id LIMIT ?) o
+           LEFT JOIN campaign_plans p ON p.plan_id = o.plan_id
+           ORDER BY o.id""",
+        [after_id, campaign, channel, now, now, limit],
+    ).fetchall()
+    return [_claimed(r, lane) for r in rows]
+
+
+def claim_rows(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[Claimed],
+    lane: str,
+    now: dt.datetime,
+) -> list[Claimed]:
+    """A run of consecutive `due_ahead` rows -> `sending` on `lane`, committed before the
+    request (the rows are exactly the due rows in their id range: `due_ahead` took due rows
+    in id order and nothing else has written them since)."""
+    if not rows:
+        return []
+    first = rows[0]
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            f"UPDATE outbox SET status = 'sending', lane = ?, updated_at = ? "
+            f"WHERE id BETWEEN ? AND ? AND {_DUE}",
+            [lane, now, rows[0].id, rows[-1].id, first.campaign, first.channel, now, now],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return list(rows)
+
+
+_DUE = (
+    "campaign = ? AND channel = ? AND batch_key IS NULL AND status IN ('pending', "
+    "'retry_wait') AND coalesce(next_attempt_at, send_at, ?) <= ?"
+)
+
+
 def close_without_sending(
     con: duckdb.DuckDBPyConnection, ids: Sequence[int], reason: str, now: dt.datetime
 ) -> None:

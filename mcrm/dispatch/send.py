@@ -29,6 +29,7 @@ from mcrm.errors import NotFound, ProviderError, UsageError
 
 MAX_PAUSE_S = 300.0  # a lane pause up to this is slept through in the run (providers.md §1.4)
 MAX_CONSECUTIVE_RETRIES = 20  # retry-class failures in a row that stop a lane for the run
+LOOKAHEAD = 5  # batches whose rows one select and one send-time check look up together
 
 if TYPE_CHECKING:
     import duckdb
@@ -222,7 +223,7 @@ def _addresses(
             why[u] = "no_consent"
         elif u not in addr:
             why[u] = "invalid_token" if channel == "push" else "no_address"
-        elif channel in ("email", "sms") and address_hash(channel, addr[u]) in invalid:
+        elif invalid and channel in ("email", "sms") and address_hash(channel, addr[u]) in invalid:
             why[u] = "no_address"
         elif channel == "sms" and not sms_number_ok(addr[u]):
             why[u] = "no_address"
@@ -468,26 +469,42 @@ class Dispatcher:
             if lane in self._stopped_lanes:
                 continue
             cursor = 0  # claim in id order; a lane pause (the clock moves) starts over
+            cols = self._columnar(c, delivery, ch)
+            fields = cols.columns if cols is not None else ()
+            # rows looked up LOOKAHEAD batches at a time (one select and one send-time check
+            # for all of them), each batch claimed right before its request
+            ahead: list[Any] = []
+            values: dict[str, tuple[Any, ...]] = {}
+            addr: dict[str, str] = {}
+            why: dict[str, str] = {}
             while limit is None or sent_total < limit:
                 want = adapter.max_batch
                 if limit is not None:
                     want = min(want, limit - sent_total)
-                claimed = outbox.claim(con, c.name, ch, lane, now, want, cursor)
+                if not ahead and not adapter.dedupes and LOOKAHEAD > 1:
+                    got_ahead = outbox.due_ahead(
+                        con, c.name, ch, now, lane, LOOKAHEAD * adapter.max_batch, cursor
+                    )
+                    if got_ahead:
+                        ahead = got_ahead
+                        values = {}
+                        addr, why = _addresses(
+                            con, ch, c.purpose, [x.user_id for x in ahead], now, fields, values
+                        )
+                if ahead:
+                    claimed = outbox.claim_rows(con, ahead[:want], lane, now)
+                    ahead = ahead[want:]
+                else:
+                    claimed = outbox.claim(con, c.name, ch, lane, now, want, cursor)
+                    if claimed:
+                        values = {}
+                        addr, why = _addresses(
+                            con, ch, c.purpose, [x.user_id for x in claimed], now, fields, values
+                        )
                 if not claimed:
                     break
                 cursor = max(cursor, max(x.id for x in claimed))
                 by_id = {x.id: x for x in claimed}
-                cols = self._columnar(c, delivery, ch)
-                values: dict[str, tuple[Any, ...]] = {}
-                addr, why = _addresses(
-                    con,
-                    ch,
-                    c.purpose,
-                    [x.user_id for x in claimed],
-                    now,
-                    cols.columns if cols is not None else (),
-                    values,
-                )
                 closed: dict[str, list[int]] = {}
                 for x in claimed:
                     if x.user_id in why:
@@ -606,6 +623,8 @@ class Dispatcher:
                 )
                 for k, v in got.items():
                     outcomes[k] = outcomes.get(k, 0) + v
+                if any(r.mark is not None for r in results):
+                    ahead = []  # an address or consent changed: the later rows check again
                 sent_total += got.get("sent", 0)
                 if any(r.outcome is Outcome.AUTH for r in results):
                     self._stopped_lanes.add(lane)
@@ -626,6 +645,7 @@ class Dispatcher:
                     self.slept += pause
                     now = self.now = now + dt.timedelta(seconds=pause)
                     cursor = 0
+                    ahead = []  # looked up for the old clock: look again
         return sent_total
 
 
