@@ -243,14 +243,15 @@ def attributes_read(asts: Iterable[nodes.Node], name: str) -> set[str] | None:
     for ast in asts:
         uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == name)
         direct = 0
-        for g in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        for g in ast.find_all(nodes.Getattr):
             if isinstance(g.node, nodes.Name) and g.node.name == name:
-                if isinstance(g, nodes.Getattr):
-                    keys.add(g.attr)
-                elif isinstance(g.arg, nodes.Const) and isinstance(g.arg.value, str):
-                    keys.add(g.arg.value)
-                else:
+                keys.add(g.attr)
+                direct += 1
+        for i in ast.find_all(nodes.Getitem):
+            if isinstance(i.node, nodes.Name) and i.node.name == name:
+                if not (isinstance(i.arg, nodes.Const) and isinstance(i.arg.value, str)):
                     return None
+                keys.add(i.arg.value)
                 direct += 1
         if uses != direct:
             return None
