@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 
+from mcrm.dispatch.core import Shared
+
 if TYPE_CHECKING:
     from mcrm.campaigns.model import Campaign, Delivery
     from mcrm.dispatch.memo import MemoRenderer
@@ -106,6 +108,7 @@ class Columns:
         self.auto: dict[str, bool] = {}  # template path -> autoescaped
         # key -> (parts with the sentinel, part -> escaped: the parts that print the URL)
         self.keys: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, bool]]] = {}
+        self.shared: dict[int, Shared] = {}  # id(parts of a key) -> its Shared
         self._campaign: dict[str, Any] | None = None
         self.eligible = self._check(user_columns)
 
@@ -214,16 +217,19 @@ class Columns:
         esc = {p: self.auto[msg.files[p]] for p, text in parts.items() if self.sentinel in text}
         if len(self.keys) >= MAX_KEYS:
             self.keys.clear()
+            self.shared.clear()
         self.keys[key] = (parts, esc)
+        self.shared[id(parts)] = Shared(parts, self.sentinel, esc)
         return parts, esc
 
     def messages(
         self,
         rows: Sequence[tuple[str, str, tuple[Any, ...]]],
         issued_at: dt.datetime,
-    ) -> list[tuple[dict[str, str], dict[str, str]]] | None:
-        """(parts, headers) per (user id, variant, column values) row, in order; None when
-        some key fails or skips (the batch then goes the usual way)."""
+    ) -> list[tuple[dict[str, str], dict[str, str], tuple[Shared, str] | None]] | None:
+        """(parts, headers, (shared parts, URL) or None) per (user id, variant, column
+        values) row, in order; None when some key fails or skips (the batch then goes the
+        usual way)."""
         from mcrm.campaigns.render import email_headers
 
         rendered = []
@@ -254,12 +260,14 @@ class Columns:
         out = []
         s = self.sentinel
         for i, (p, esc) in enumerate(rendered):
+            shared = None
             if esc:
                 url = urls[i]
                 q = str(escape(url))
+                shared = (self.shared[id(p)], url)
                 p = {
                     k: (v.replace(s, q if esc[k] else url) if k in esc else v)
                     for k, v in p.items()
                 }
-            out.append((p, headers[i]))
+            out.append((p, headers[i], shared))
         return out

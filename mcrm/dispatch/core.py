@@ -32,6 +32,18 @@ class Outcome(StrEnum):
 LANE_WIDE = frozenset({Outcome.THROTTLED, Outcome.AUTH})
 
 
+@dataclass(frozen=True, eq=False)
+class Shared:
+    """What several messages of a batch share (the columnar path, mcrm/dispatch/columnar.py):
+    their parts with `sentinel` where each message's own value goes — HTML-escaped in the
+    parts `escaped` marks True, verbatim in the others. `Outbound.parts` is always the whole
+    text; a batching adapter may use this instead of finding the value again."""
+
+    parts: dict[str, str]
+    sentinel: str
+    escaped: dict[str, bool]  # part -> escaped there (only the parts holding the sentinel)
+
+
 @dataclass(frozen=True)
 class Outbound:
     """One message for the wire: the outbox row's identity plus the rendered parts."""
@@ -48,6 +60,8 @@ class Outbound:
     headers: dict[str, str] = field(default_factory=dict)  # e-mail headers (List-Unsubscribe)
     payload: Any = None  # in-app JSON content
     batch_key: str | None = None
+    # (the shared parts, this message's value) when the columnar path built it
+    shared: tuple[Shared, str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -539,8 +539,9 @@ class Dispatcher:
                                     headers,
                                     None,
                                     x.batch_key,
+                                    shared,
                                 )
-                                for x, (parts, headers) in zip(xs, built, strict=True)
+                                for x, (parts, headers, shared) in zip(xs, built, strict=True)
                             ]
                             continue
                     if pid not in contexts:

@@ -43,7 +43,9 @@ from operator import ne
 from os.path import commonprefix
 from typing import Any
 
-from mcrm.dispatch.core import Outbound, Outcome, Result
+from markupsafe import escape
+
+from mcrm.dispatch.core import Outbound, Outcome, Result, Shared
 from mcrm.dispatch.http import TIMEOUT, json_or_none, retry_after, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
@@ -196,13 +198,17 @@ class SendGrid:
 
     # --- factoring and grouping ------------------------------------------------------------
 
-    def _factor(self, index: int, m: Outbound) -> _Msg:
+    def _factor(self, index: int, m: Outbound, cache: dict[Any, Any] | None = None) -> _Msg:
         subject = m.parts.get("subject", "")
         text = m.parts.get("text", "")
         html = m.parts.get("html", "")
         headers = m.headers
         if self.list_id and headers and "List-Id" not in headers:
             headers = {**headers, "List-Id": self.list_id}
+        if m.shared is not None and cache is not None:
+            got = _from_shared(m.shared, cache)
+            if got is not None:
+                return _Msg(index, m, subject, got[0], got[1], got[2], headers, True)
         if MARKER in subject or MARKER in text or MARKER in html:
             return _Msg(index, m, subject, text, html, {}, headers, False)
         values: list[str] = []
@@ -351,13 +357,14 @@ class SendGrid:
     def send(self, batch: Sequence[Outbound]) -> list[Result]:
         results: list[Result | None] = [None] * len(batch)
         msgs: list[_Msg] = []
+        cache: dict[Any, Any] = {}
         for i, m in enumerate(batch):
             if not m.parts.get("subject"):
                 results[i] = Result(m.outbox_id, Outcome.PERMANENT, error_code="no_subject")
             elif not (m.parts.get("text") or m.parts.get("html")):
                 results[i] = Result(m.outbox_id, Outcome.PERMANENT, error_code="no_content")
             else:
-                msgs.append(self._factor(i, m))
+                msgs.append(self._factor(i, m, cache))
         for g in self._groups(msgs):
             for r in self._requests(g):
                 for x, res in zip(r.members, self._send_request(r), strict=True):
@@ -636,3 +643,43 @@ def _affixed(groups: list[_Group], ta: _Affix, ha: _Affix) -> _Group | None:
                     html = head + tag + tail
             out.append(_Msg(x.index, x.m, x.subject, text, html, subs, x.headers, True))
     return _Group(out)
+
+
+_RAW, _ESCAPED = f"-{MARKER}u0-", f"-{MARKER}u1-"
+
+
+def _from_shared(
+    shared: tuple[Shared, str], cache: dict[Any, Any]
+) -> tuple[str, str, dict[str, str]] | None:
+    """A message the columnar path built, factored from its shared parts: the value is the
+    substitution (verbatim where the part prints it verbatim, HTML-escaped where escaped:
+    one tag when escaping leaves the value as it is), without looking for it again. None
+    when the content or the value holds `mcrm_` (the usual factoring then decides)."""
+    sh, value = shared
+    q = str(escape(value))
+    two = q != value
+    key = (sh, two)
+    tpl = cache.get(key)
+    if tpl is None:
+        if any(MARKER in v for v in sh.parts.values()):
+            tpl = cache[key] = ()
+        else:
+            out = []
+            used = set()
+            for part in ("text", "html"):
+                v = sh.parts.get(part, "")
+                if part in sh.escaped:
+                    tag = _ESCAPED if sh.escaped[part] and two else _RAW
+                    v = v.replace(sh.sentinel, tag)
+                    used.add(tag)
+                out.append(v)
+            tpl = cache[key] = (out[0], out[1], _RAW in used, _ESCAPED in used)
+    if not tpl or MARKER in value:
+        return None
+    text, html, raw, escaped = tpl
+    subs = {}
+    if raw:
+        subs[_RAW] = value
+    if escaped:
+        subs[_ESCAPED] = q
+    return text, html, subs

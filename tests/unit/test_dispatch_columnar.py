@@ -19,7 +19,9 @@ from mcrm.db import open_db
 from mcrm.dispatch import send as send_mod
 from mcrm.dispatch.columnar import tokens
 from tests.conftest import WS, Cli, WorkspaceFactory
+from tests.fakes import SendGridFake
 from tests.unit.test_campaign_plan import _insert
+from tests.unit.test_dispatch_sendgrid import rebuilt
 
 AS_OF = "2026-03-02T09:00:00Z"
 CONFIG = """\
@@ -58,8 +60,10 @@ NAMES = ["Jana", "Zoë", "O'Neil", "伟", None, "Anne & Marie", "<b>x</b>", "", 
 LOCALES = ["en", "cs", "zh", "cs-CZ", "bg", None, ""]
 
 
-def make(workspace: WorkspaceFactory, n: int, files: dict[str, str], seed: int = 7) -> WS:
-    w = workspace(CONFIG, {"segments.yaml": SEGMENTS, "campaigns/promo.yaml": CAMPAIGN, **files})
+def make(
+    workspace: WorkspaceFactory, n: int, files: dict[str, str], seed: int = 7, config: str = CONFIG
+) -> WS:
+    w = workspace(config, {"segments.yaml": SEGMENTS, "campaigns/promo.yaml": CAMPAIGN, **files})
     rng = random.Random(seed)
     t = dt.datetime(2026, 1, 1)
     rows = [
@@ -190,3 +194,33 @@ def test_a_skipping_template_sends_nothing_for_those_users(
     got = sent(w, cli)
     want = expected(w)
     assert {k: g["content"] for k, g in got.items()} == {k: v[0] for k, v in want.items()}
+
+
+def test_through_sendgrid_each_recipient_gets_the_renderers_message(
+    workspace: WorkspaceFactory, cli: Cli, sendgrid_fake: SendGridFake
+) -> None:
+    lane = (
+        "  sendgrid: {type: sendgrid, from: 'Shop <news@shop.example.com>', "
+        f"base_url: '{sendgrid_fake.url}', api_key: '{sendgrid_fake.api_key}'}}\n"
+    )
+    config = CONFIG.split("providers:")[0] + "providers:\n" + lane
+    w = make(workspace, 400, PURE, seed=3, config=config)
+    r = cli(w, "campaigns", "plan", "promo", "--as-of", AS_OF, "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    (plan,) = sorted((w.root / ".mcrm" / "plans" / "promo").glob("*.jsonl"))
+    r = cli(w, "send", "promo", "--plan", str(plan), "--as-of", AS_OF, "--yes")
+    assert r.exit_code == 0, r.stderr
+    got: dict[str, dict[str, Any]] = {}
+    for _, body in sendgrid_fake.sent:
+        for key, one in rebuilt(body).items():
+            assert key not in got
+            got[key] = one
+    want = expected(w)
+    assert set(got) == set(want)
+    for key, (parts, headers, _) in want.items():
+        assert got[key]["subject"] == parts["subject"]
+        assert got[key]["text"] == parts["text"], key
+        assert got[key]["html"] == parts["html"], key
+        assert got[key]["headers"] == headers
+    # shared content: a few requests for 400 recipients in 10 claimed batches of 40
+    assert len(sendgrid_fake.sent) <= 40
