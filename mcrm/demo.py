@@ -2918,6 +2918,7 @@ def _demo_report(ws: Workspace, quiet: bool) -> None:
     if last is None:
         return
     as_of = last.replace(microsecond=0)
+    _demo_predict(ws, as_of, quiet)
     out = ws.db_path.parent / "report.html"
     p = period(ws.settings.timezone, None, None, as_of, 90)
     result = write_html(ws, p, out, HtmlOptions())
@@ -2925,6 +2926,38 @@ def _demo_report(ws: Workspace, quiet: bool) -> None:
         console().print(
             f"report with {result.charts} charts: {ws.rel(out)} (open it in a browser); same as: "
             f"mcrm report html --out {ws.rel(out)} --as-of {as_of:%Y-%m-%dT%H:%M:%S}Z",
+            markup=False,
+        )
+
+
+def _demo_predict(ws: Workspace, as_of: dt.datetime, quiet: bool) -> None:
+    """Fit the CLV models as of the report's instant (once: a second demo finds the run), so
+    the report's CLV section and the `p_alive` / `clv` predicates have a run to read. Data too
+    thin to fit is said, not hidden: the report then shows its no-data panel."""
+    from mcrm import api
+    from mcrm.errors import DataError
+    from mcrm.output import console
+
+    done = list(
+        api.run_sql(
+            ws, f"SELECT count(*) FROM prediction_runs WHERE as_of = TIMESTAMP '{as_of}'"
+        ).rows
+    )[0][0]
+    if done:
+        return
+    err = console()
+    try:
+        run = api.predict_clv(ws, as_of=as_of)
+    except DataError as e:
+        if not quiet:
+            err.print(f"note: CLV not fitted: {e.render()}", markup=False)
+        return
+    if not quiet:
+        for w in run.warnings:
+            err.print(f"warning: {w}", markup=False)
+        err.print(
+            f"CLV fitted on {run.customers} customers ({run.repeaters} with repeat purchases): "
+            f"mcrm predict clv --as-of {as_of:%Y-%m-%dT%H:%M:%S}Z",
             markup=False,
         )
 
