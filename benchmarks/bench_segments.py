@@ -338,3 +338,9 @@ def segments(ctx: Context) -> Iterator[Result]:
     imp = workspace(ctx)
     yield all_segments(ctx, imp)
     yield rfm(ctx, imp)
+
+
+@bench("segments.rfm")
+def segments_rfm(ctx: Context) -> Iterator[Result]:
+    """RFM alone vs lifetimes (the segments workspace is imported once if missing)."""
+    yield rfm(ctx, workspace(ctx))

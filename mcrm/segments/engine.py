@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mcrm.errors import NotFound, UsageError, did_you_mean
 from mcrm.output import Rows
 from mcrm.segments import compile as C
-from mcrm.segments.analytics import RELATIONS
+from mcrm.segments.analytics import RELATIONS, materialise_rfm
 from mcrm.segments.model import STAGES, Node, SegmentsFile, load_segments
 
 if TYPE_CHECKING:
@@ -48,7 +48,9 @@ def materialise(con: duckdb.DuckDBPyConnection, ctx: C.Ctx, relations: set[str])
 
         run_for(con, ctx.as_of)  # no prediction run as of D: a clear error, not an empty set
     for rel in ("rfm", "lifecycle", "tiers", "clv_prediction"):
-        if rel in relations:
+        if rel == "rfm" and rel in relations:
+            materialise_rfm(con, ctx)  # DuckDB fast path: the rows of rfm_sql (parity-tested)
+        elif rel in relations:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {RELATIONS[rel](ctx)}")
 
 
@@ -737,8 +739,11 @@ def _transitions(
     if then_ctx.as_of >= now_ctx.as_of:
         raise UsageError("--compare-to must be before the evaluation time (--as-of / now)")
     with open_db(ws) as con:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE t_then AS {RELATIONS[rel](then_ctx)}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE t_now AS {RELATIONS[rel](now_ctx)}")
+        for table, c in (("t_then", then_ctx), ("t_now", now_ctx)):
+            if rel == "rfm":
+                materialise_rfm(con, c, table)
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {RELATIONS[rel](c)}")
         rows = con.execute(
             f"""SELECT coalesce(a.{column}, 'none') AS from_, coalesce(b.{column}, 'none') AS to_,
                       count(*) AS n, CAST(count(*) AS DOUBLE) / sum(count(*)) OVER
