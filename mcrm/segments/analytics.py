@@ -17,6 +17,7 @@ at most a few thousand rows), and the final pass compares every customer with th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcrm.segments.compile import Ctx, date_lit, lit, local_day, rf_cells
@@ -116,80 +117,93 @@ def ntile_starts(n: int, buckets: int = 5) -> list[int]:
     return [b * q + min(b, s) for b in range(1, buckets)]
 
 
-def _boundary_keys(
-    con: duckdb.DuckDBPyConnection,
-    col: str,
-    n: int,
-    lo: int,
-    hi: int,
-    positions: list[int],
-    bins: int,
-    exact_rows: int,
-) -> list[tuple[Any, ...]]:
-    """The (col, k1, k2, user_id) of the row at each 0-based position of the order
-    (col, k1, k2, user_id) over `_rfm_base`, without sorting it.
+@dataclass
+class _Search:
+    """Where the row at position `p` of the order (col, k1, k2, user_id) is known to be: in
+    `where`, after `before` rows, among `count` rows; `lo`..`hi` on col, or on k1 once
+    `value` (one col value) is fixed."""
 
-    Per position: count rows per bin of `col` inside the current range and keep the bin that
-    holds the position, until the range holds at most `exact_rows` rows or one value; for one
-    crowded value, the same on k1 (the md5 key; uniform, so a few rounds at most); then sort
-    what is left and take the row at the offset. Histograms are shared between positions."""
-    cache: dict[str, list[tuple[Any, ...]]] = {}
+    col: str
+    p: int
+    lo: int
+    hi: int
+    before: int
+    count: int
+    value: int | None = None
 
-    def narrow(
-        where: str, expr: str, lo: int, hi: int, before: int, count: int, p: int, lit_: Any
-    ) -> tuple[int, int, int, int]:
-        width = -(-(hi - lo + 1) // bins)
-        sql = (
-            f"SELECT CAST(({expr} - {lit_(lo)}) // {lit_(width)} AS BIGINT) AS bin, count(*) "
-            f"FROM {_BASE} WHERE {where} GROUP BY bin ORDER BY bin"
+    @property
+    def where(self) -> str:
+        if self.value is None:
+            return f"{self.col} BETWEEN {self.lo} AND {self.hi}"
+        return f"{self.col} = {self.value} AND k1 BETWEEN {_u64(self.lo)} AND {_u64(self.hi)}"
+
+    def histogram(self, bins: int) -> tuple[str, int]:
+        width = -(-(self.hi - self.lo + 1) // bins)
+        if self.value is not None:
+            x = f"(k1 - {_u64(self.lo)}) // {_u64(width)}"
+        elif max(abs(self.lo), abs(self.hi)) < 1 << 61:
+            x = f"({self.col} - ({self.lo})) // {width}"
+        else:
+            x = f"(CAST({self.col} AS HUGEINT) - ({self.lo})) // {width}"
+        return (
+            f"SELECT CAST({x} AS BIGINT) AS bin, count(*) AS c FROM {_BASE} "
+            f"WHERE {self.where} GROUP BY bin",
+            width,
         )
-        if sql not in cache:
-            cache[sql] = con.execute(sql).fetchall()
-        for b, c in cache[sql]:
-            if before + c > p:
-                start = lo + b * width
-                return start, min(hi, start + width - 1), before, int(c)
-            before += int(c)
-        raise AssertionError(f"rfm: position {p} not found in {where}")  # pragma: no cover
 
-    def hlit(v: int) -> str:
-        return f"{v}::HUGEINT"
+    def keep(self, counts: list[tuple[int, int]], width: int, exact_rows: int) -> None:
+        """Narrow to the bin that holds the position; on one crowded value, go on by k1."""
+        before = self.before
+        for b, c in sorted(counts):
+            if before + c > self.p:
+                self.lo = self.lo + b * width
+                self.hi = min(self.hi, self.lo + width - 1)
+                self.before, self.count = before, c
+                break
+            before += c
+        else:  # pragma: no cover - the counts always add up to `count`
+            raise AssertionError(f"rfm: position {self.p} not found in {self.where}")
+        if self.value is None and self.lo == self.hi and self.count > exact_rows:
+            self.value, self.lo, self.hi = self.lo, 0, _U64
 
-    keys = []
-    for p in positions:
-        vlo, vhi, before, count = lo, hi, 0, n
-        while count > exact_rows and vlo < vhi:
-            vlo, vhi, before, count = narrow(
-                f"{col} BETWEEN {vlo} AND {vhi}",
-                f"CAST({col} AS HUGEINT)",
-                vlo,
-                vhi,
-                before,
-                count,
-                p,
-                hlit,
-            )
-        where = f"{col} BETWEEN {vlo} AND {vhi}"
-        if count > exact_rows:  # one value held by many customers: narrow on the md5 key
-            klo, khi = 0, _U64
-            while count > exact_rows and klo < khi:
-                klo, khi, before, count = narrow(
-                    f"{col} = {vlo} AND k1 BETWEEN {_u64(klo)} AND {_u64(khi)}",
-                    "k1",
-                    klo,
-                    khi,
-                    before,
-                    count,
-                    p,
-                    _u64,
-                )
-            where = f"{col} = {vlo} AND k1 BETWEEN {_u64(klo)} AND {_u64(khi)}"
-        row = con.execute(
-            f"SELECT {col}, k1, k2, user_id FROM {_BASE} WHERE {where} "
-            f"ORDER BY {col}, k1, k2, user_id LIMIT 1 OFFSET {p - before}"
-        ).fetchall()
-        keys.append(tuple(row[0]))
-    return keys
+    def done(self, exact_rows: int) -> bool:
+        return self.count <= exact_rows or self.lo == self.hi
+
+
+def _boundary_keys(
+    con: duckdb.DuckDBPyConnection, searches: list[_Search], bins: int, exact_rows: int
+) -> list[tuple[Any, ...]]:
+    """The (col, k1, k2, user_id) of the row at each search's position, without sorting
+    `_rfm_base`: per round, one query counts rows per bin for every open search (searches
+    that ask the same histogram share it) and each search keeps the bin that holds its row,
+    until at most `exact_rows` rows (or one key) are left; one last query sorts those."""
+    for s in searches:
+        if s.lo == s.hi and s.count > exact_rows:
+            s.value, s.lo, s.hi = s.lo, 0, _U64
+    while True:
+        open_ = [s for s in searches if not s.done(exact_rows)]
+        if not open_:
+            break
+        asks: dict[str, int] = {}
+        for s in open_:
+            sql, _ = s.histogram(bins)
+            asks.setdefault(sql, len(asks))
+        union = " UNION ALL ".join(
+            f"SELECT {q} AS q, bin, c FROM ({sql})" for sql, q in asks.items()
+        )
+        got: dict[int, list[tuple[int, int]]] = {q: [] for q in asks.values()}
+        for q, b, c in con.execute(union).fetchall():
+            got[int(q)].append((int(b), int(c)))
+        for s in open_:
+            sql, width = s.histogram(bins)
+            s.keep(got[asks[sql]], width, exact_rows)
+    union = " UNION ALL ".join(
+        f"(SELECT {i} AS q, {s.col}, k1, k2, user_id FROM {_BASE} WHERE {s.where} "
+        f"ORDER BY {s.col}, k1, k2, user_id LIMIT 1 OFFSET {s.p - s.before})"
+        for i, s in enumerate(searches)
+    )
+    rows = {int(r[0]): tuple(r[1:]) for r in con.execute(union).fetchall()} if searches else {}
+    return [rows[i] for i in range(len(searches))]
 
 
 def materialise_rfm(
@@ -223,16 +237,20 @@ def materialise_rfm(
         ).fetchall()[0]
         n = int(stats[0])
         starts = [p for p in ntile_starts(n) if p < n]
+        cols = ("vr", "vf", "vm")
+        searches = [
+            _Search(col, p, int(stats[1 + 2 * i]), int(stats[2 + 2 * i]), 0, n)
+            for i, col in enumerate(cols)
+            for p in starts
+        ]
+        keys = _boundary_keys(con, searches, bins, exact_rows)
         scores = []
-        for i, (name, col) in enumerate((("r", "vr"), ("f", "vf"), ("m", "vm"))):
-            keys = (
-                _boundary_keys(
-                    con, col, n, stats[1 + 2 * i], stats[2 + 2 * i], starts, bins, exact_rows
-                )
-                if starts
-                else []
+        for name, col in zip("rfm", cols, strict=True):
+            terms = "".join(
+                f" + CAST({_ge(col, k)} AS BIGINT)"
+                for s, k in zip(searches, keys, strict=True)
+                if s.col == col
             )
-            terms = "".join(f" + CAST({_ge(col, k)} AS BIGINT)" for k in keys)
             scores.append(f"CAST(1{terms} AS BIGINT) AS {name}")
         scored = (
             f"SELECT user_id, recency_days, frequency, monetary, {', '.join(scores)} FROM {_BASE}"
