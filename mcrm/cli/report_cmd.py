@@ -113,7 +113,6 @@ def _register() -> None:
     import mcrm.cli.report_html  # noqa: F401
     import mcrm.cli.report_messaging  # noqa: F401
     import mcrm.cli.report_overview  # noqa: F401
-    pass
 
 
 _register()
