@@ -156,25 +156,7 @@ def claim(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return [
-        Claimed(
-            int(r[0]),
-            str(r[1]),
-            str(r[2]),
-            str(r[3]),
-            str(r[4]),
-            str(r[5]),
-            r[6],
-            int(r[7]),
-            r[8],
-            r[9],
-            lane=lane,
-            send_at=r[10],
-            plan_id=r[11],
-            as_of=r[12],
-        )  # fmt: skip
-        for r in rows
-    ]
+    return [_claimed(r, lane) for r in rows]
 
 
 def _claimed(r: Sequence[Any], lane: str | None) -> Claimed:
