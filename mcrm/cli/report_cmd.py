@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcrm.cli.options import FormatOpt, OutOpt, RawOpt, as_of, state, workspace
+from mcrm.cli.options import AsOfOpt, FormatOpt, OutOpt, RawOpt, as_of, state, workspace
 
 if TYPE_CHECKING:
     from mcrm.reports.common import Period, Report
@@ -39,16 +39,8 @@ ToOpt = Annotated[
         show_default=False,
     ),
 ]
-ReportAsOfOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        envvar="MCRM_AS_OF",
-        help="See data up to this instant (ISO date or timestamp; naive = workspace zone; "
-        "default now).",
-        show_default=False,
-    ),
-]
+# the same --as-of as every other command (MCRM_AS_OF too)
+ReportAsOfOpt = AsOfOpt
 ByOpt = Annotated[
     list[str] | None,
     typer.Option(
