@@ -6,6 +6,7 @@ Each report's command lives in its own module (`mcrm/cli/report_<name>.py`) that
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +40,16 @@ ToOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class Interval(StrEnum):
+    """The --interval values of the trend and lifecycle reports."""
+
+    day = "day"
+    week = "week"
+    month = "month"
+
+
 # the same --as-of as every other command (MCRM_AS_OF too)
 ReportAsOfOpt = AsOfOpt
 ByOpt = Annotated[
@@ -87,6 +98,7 @@ __all__ = [
     "ByOpt",
     "FormatOpt",
     "FromOpt",
+    "Interval",
     "OutOpt",
     "RawOpt",
     "ReportAsOfOpt",

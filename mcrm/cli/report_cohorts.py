@@ -16,6 +16,7 @@ from mcrm.cli.options import workspace
 from mcrm.cli.report_cmd import (
     FormatOpt,
     FromOpt,
+    Interval,
     OutOpt,
     RawOpt,
     ReportAsOfOpt,
@@ -40,12 +41,6 @@ class CohortMode(StrEnum):
 class CohortBy(StrEnum):
     activity = "activity"
     purchase = "purchase"
-
-
-class Interval(StrEnum):
-    day = "day"
-    week = "week"
-    month = "month"
 
 
 class FunnelBy(StrEnum):

@@ -7,7 +7,6 @@ commands (start-up time is benchmarked).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -17,6 +16,7 @@ from mcrm.cli.report_cmd import (
     ByOpt,
     FormatOpt,
     FromOpt,
+    Interval,
     OutOpt,
     RawOpt,
     ReportAsOfOpt,
@@ -26,13 +26,6 @@ from mcrm.cli.report_cmd import (
     emit_report,
     report_period,
 )
-
-
-class Interval(StrEnum):
-    day = "day"
-    week = "week"
-    month = "month"
-
 
 IntervalOpt = Annotated[
     Interval,
