@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 from mcrm.errors import UsageError, did_you_mean
 from mcrm.output import Rows
-from mcrm.reports.common import Period, Report, ratio
+from mcrm.reports.common import BREAKDOWNS, Period, Report, ratio
 
 if TYPE_CHECKING:
     import duckdb
 
     from mcrm.config import Workspace
 
-BY = ("platform", "os", "country")
+BY = BREAKDOWNS
 ALL = "(all)"
 NONE = "(none)"
 COLUMNS = [

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from mcrm.errors import DataError, UsageError, did_you_mean
 from mcrm.output import Rows
 from mcrm.reports.common import (
+    BREAKDOWNS,
     Period,
     Report,
     _local_midnight,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-BY = ("platform", "os", "country", "segment")
+BY = (*BREAKDOWNS, "segment")
 INTERVALS = ("day", "week", "month")
 SESSION_GAP_MINUTES = 30
 BACKGROUND_EVENTS = (
