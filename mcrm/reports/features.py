@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from mcrm.errors import UsageError
 from mcrm.output import Rows
 from mcrm.reports.common import Period, Report, ratio
+from mcrm.reports.intervals import check_unit
 from mcrm.reports.overview import (
     BACKGROUND_EVENTS,
     days_between,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
     from mcrm.config import Workspace
 
-INTERVALS = ("day", "week", "month")
 NOT_FEATURES = (
     *BACKGROUND_EVENTS,
     "session_start",
@@ -71,8 +70,7 @@ def build(
     interval), `screens` and `features` (per interval and name)."""
     from mcrm.segments.compile import lit, local_day, ts_lit
 
-    if interval not in INTERVALS:
-        raise UsageError(f"--interval {interval}: expected day, week or month")
+    check_unit(interval)
     p = period
     last = last_day(p)
     prepare(con, ws, p, [])

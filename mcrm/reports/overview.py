@@ -45,6 +45,7 @@ from mcrm.reports.common import (
     ratio,
     segments_file,
 )
+from mcrm.reports.intervals import check_unit
 
 if TYPE_CHECKING:
     import duckdb
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from mcrm.config import Workspace
 
 BY = (*BREAKDOWNS, "segment")
-INTERVALS = ("day", "week", "month")
 SESSION_GAP_MINUTES = 30
 BACKGROUND_EVENTS = (
     "install",
@@ -89,8 +89,7 @@ def interval_key(expr: str, interval: str, start: dt.date) -> str:
     """The first day of the interval (clipped to the period's start) of a DATE expression."""
     if interval == "day":
         return expr
-    if interval not in INTERVALS:
-        raise UsageError(f"--interval {interval}: expected day, week or month")
+    check_unit(interval)
     return f"greatest(CAST(date_trunc('{interval}', {expr}) AS DATE), {q_date(start)})"
 
 
@@ -547,8 +546,7 @@ def build(
 ) -> Report:
     """The overview report: tables `summary` (total row, then one row per group of each
     `--by`) and `trend` (one row per day, week or month of the period)."""
-    if interval not in INTERVALS:
-        raise UsageError(f"--interval {interval}: expected day, week or month")
+    check_unit(interval)
     bys = check_by(by, BY)
     dims = [b for b in BY[:3] if b in bys]
     members = {
