@@ -43,6 +43,7 @@ from mcrm.reports.stats import (
     verdict_words,
     welch,
 )
+from mcrm.segments.compile import lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -62,10 +63,6 @@ with both counts once."""
 PCT = frozenset({"rate", "uplift", "ci_low", "ci_high", "relative", "rel_low", "rel_high"})
 
 
-def _lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
-
-
 def _bucket(key_sql: str) -> str:
     from mcrm.segments.compile import hex8
 
@@ -78,12 +75,12 @@ def _variant_sql(c: Campaign) -> str:
 
     cuts = variant_cuts(c)
     if len(cuts) == 1:
-        return _lit(cuts[0][0])
-    vb = _bucket(f"{_lit('variant:' + c.name + ':')} || r.user_id")
+        return lit(cuts[0][0])
+    vb = _bucket(f"{lit('variant:' + c.name + ':')} || r.user_id")
     return (
         "CASE "
-        + " ".join(f"WHEN {vb} < {cut} THEN {_lit(n)}" for n, cut in cuts[:-1])
-        + f" ELSE {_lit(cuts[-1][0])} END"
+        + " ".join(f"WHEN {vb} < {cut} THEN {lit(n)}" for n, cut in cuts[:-1])
+        + f" ELSE {lit(cuts[-1][0])} END"
     )
 
 
@@ -99,7 +96,7 @@ def units_sql(c: Campaign, period: Period) -> str:
     from mcrm.segments.compile import ts_lit
 
     d = ts_lit(period.as_of)
-    late = ", ".join(_lit(r) for r in LATE_SUPPRESSIONS)
+    late = ", ".join(lit(r) for r in LATE_SUPPRESSIONS)
     pick = "ORDER BY pl.was_sent DESC, pl.created_at DESC, pl.plan_id DESC"
     chosen = (
         "SELECT * FROM pl"
@@ -110,10 +107,10 @@ def units_sql(c: Campaign, period: Period) -> str:
     return f"""
     WITH pl AS (
         SELECT cp.plan_id, cp.occurrence AS plan_occ, cp.created_at,
-               cp.plan_id IN (SELECT o.plan_id FROM outbox o WHERE o.campaign = {_lit(c.name)}
+               cp.plan_id IN (SELECT o.plan_id FROM outbox o WHERE o.campaign = {lit(c.name)}
                               AND o.plan_id IS NOT NULL) AS was_sent
         FROM campaign_plans cp
-        WHERE cp.campaign = {_lit(c.name)} AND cp.as_of <= {d}
+        WHERE cp.campaign = {lit(c.name)} AND cp.as_of <= {d}
     ),
     ch AS ({chosen}),
     rw AS (
@@ -130,7 +127,7 @@ def units_sql(c: Campaign, period: Period) -> str:
     ),
     g AS (
         SELECT r.user_id, r.occ, r.plan_id, r.idempotency_key,
-               CASE WHEN r.status = 'holdout' THEN {_lit(HOLDOUT)}
+               CASE WHEN r.status = 'holdout' THEN {lit(HOLDOUT)}
                     ELSE coalesce(r.variant, {_variant_sql(c)}) END AS grp,
                coalesce(r.send_at, r.zone_slot,
                         {_occ_ts("r.occ")} + INTERVAL {delay} SECOND) AS anchor
@@ -152,7 +149,7 @@ def goal_sql(event: str, as_of: dt.datetime) -> str:
             f"AND p.user_id IS NOT NULL AND p.ts <= {d}"
         )
     return (
-        f"SELECT e.user_id, e.ts FROM events e WHERE e.name = {_lit(event)} "
+        f"SELECT e.user_id, e.ts FROM events e WHERE e.name = {lit(event)} "
         f"AND e.user_id IS NOT NULL AND e.ts <= {d}"
     )
 
@@ -177,13 +174,13 @@ def per_unit_sql(c: Campaign, period: Period) -> str:
             ON p.user_id = u.user_id AND p.ts >= u.anchor AND p.ts <= u.anchor + {w}
             GROUP BY u.user_id),
     snt AS (SELECT u.user_id FROM u JOIN message_events m ON m.user_id = u.user_id
-            AND m.type IN ({", ".join(_lit(t) for t in SENT_TYPES)})
-            AND m.campaign = {_lit(c.name)} AND m.ts <= {d}
+            AND m.type IN ({", ".join(lit(t) for t in SENT_TYPES)})
+            AND m.campaign = {lit(c.name)} AND m.ts <= {d}
             AND (m.event_id = u.idempotency_key
                  OR (m.ts >= u.anchor - INTERVAL 1 DAY AND m.ts <= u.anchor + {w}))
             GROUP BY u.user_id),
     red AS (SELECT u.user_id, count(*) AS n FROM u
-            JOIN coupon_assignments a ON a.campaign = {_lit(c.name)} AND a.user_id = u.user_id
+            JOIN coupon_assignments a ON a.campaign = {lit(c.name)} AND a.user_id = u.user_id
             JOIN paid p ON p.user_id = u.user_id AND p.coupon_code IS NOT NULL
              AND upper(trim(p.coupon_code)) = upper(trim(a.code)) AND p.ts >= u.anchor
             GROUP BY u.user_id)
@@ -213,7 +210,7 @@ def _agg_sql(c: Campaign, period: Period) -> str:
     WITH pu AS ({per_unit_sql(c, period)})
     SELECT grp, {cols} FROM pu GROUP BY grp
     UNION ALL
-    SELECT {_lit(ALL)} AS grp, {cols} FROM pu WHERE grp <> {_lit(HOLDOUT)}"""
+    SELECT {lit(ALL)} AS grp, {cols} FROM pu WHERE grp <> {lit(HOLDOUT)}"""
 
 
 def _check_fx(con: duckdb.DuckDBPyConnection, c: Campaign, period: Period) -> None:
@@ -243,7 +240,7 @@ def _send_range_hint(con: duckdb.DuckDBPyConnection, name: str, period: Period) 
 
     lo, hi = con.execute(
         "SELECT min(r.send_at), max(r.send_at) FROM plan_rows r JOIN campaign_plans cp "
-        f"ON cp.plan_id = r.plan_id WHERE cp.campaign = {_lit(name)} "
+        f"ON cp.plan_id = r.plan_id WHERE cp.campaign = {lit(name)} "
         f"AND cp.as_of <= {ts_lit(period.as_of)} AND r.status IN ('planned', 'holdout')"
     ).fetchall()[0]
     if lo is None:
@@ -523,12 +520,12 @@ def global_control(
         return None
     start, end = ts_lit(period.start_ts), ts_lit(period.end_ts)
     cut = int(round(delivery.global_control * 10000))
-    gcb = _bucket(f"{_lit('gc:' + delivery.global_control_salt + ':')} || u.user_id")
+    gcb = _bucket(f"{lit('gc:' + delivery.global_control_salt + ':')} || u.user_id")
 
     def consent(ch: str) -> str:
         return (
             "u.user_id IN (SELECT user_id FROM (SELECT c.user_id, c.granted FROM consents c "
-            f"WHERE c.channel = {_lit(ch)} AND c.purpose = 'marketing' AND c.ts <= {start} "
+            f"WHERE c.channel = {lit(ch)} AND c.purpose = 'marketing' AND c.ts <= {start} "
             "QUALIFY row_number() OVER (PARTITION BY c.user_id ORDER BY c.ts DESC, "
             "c.granted ASC, c.source) = 1) x WHERE granted)"
         )

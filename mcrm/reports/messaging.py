@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcrm.output import Rows
 from mcrm.reports.common import Period, Report, ratio
+from mcrm.segments.compile import lit, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -93,14 +94,6 @@ PERCENT = frozenset(
 )
 
 
-def _lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
-
-
-def _ts(v: dt.datetime) -> str:
-    return f"TIMESTAMP '{v.isoformat(sep=' ', timespec='microseconds')}'"
-
-
 def _js(col: str, key: str) -> str:
     return f"json_extract_string({col}, '$.{key}')"
 
@@ -125,21 +118,21 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
     mkey, channel, campaign, user_id, sent_ts, delivered, receipt, opened, machine_opened,
     clicked, unsubscribed, spam, bounced, failed, invalid, converted, revenue. With
     `unmatched`, instead: the number of engagement events that match no sent message."""
-    at = _ts(period.as_of)
-    start, end = _ts(period.start_ts), _ts(period.end_ts)
-    sent_types = ", ".join(_lit(t) for t in SENT_TYPES)
-    receipt_types = ", ".join(_lit(t) for t in RECEIPT_TYPES)
+    at = ts_lit(period.as_of)
+    start, end = ts_lit(period.start_ts), ts_lit(period.end_ts)
+    sent_types = ", ".join(lit(t) for t in SENT_TYPES)
+    receipt_types = ", ".join(lit(t) for t in RECEIPT_TYPES)
     mcrm_id = _js("m.properties", "mcrm_id")
     flag = "coalesce(TRY_CAST({} AS BOOLEAN), FALSE)"
     # goal windows per campaign, as generated SQL (no macros, INTERVAL literals)
     if goal_of:
         names = sorted(goal_of)
         whens = " ".join(
-            f"WHEN {_lit(n)} THEN INTERVAL {int(round(goal_of[n].within_days * 86400))} SECOND"
+            f"WHEN {lit(n)} THEN INTERVAL {int(round(goal_of[n].within_days * 86400))} SECOND"
             for n in names
         )
         window = f"(CASE s.campaign {whens} END)"
-        gwhens = " ".join(f"WHEN {_lit(n)} THEN {_lit(goal_of[n].event)}" for n in names)
+        gwhens = " ".join(f"WHEN {lit(n)} THEN {lit(goal_of[n].event)}" for n in names)
         goal_event = f"(CASE s.campaign {gwhens} END)"
         other = sorted({g.event for g in goal_of.values()} - {"purchase"})
         hits_parts = [
@@ -150,7 +143,7 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
             hits_parts.append(
                 "SELECT e.user_id, e.ts, e.name, CAST(NULL AS DECIMAL(18,3)) AS amount "
                 f"FROM events e WHERE e.user_id IS NOT NULL AND e.ts <= {at} "
-                f"AND e.name IN ({', '.join(_lit(o) for o in other)})"
+                f"AND e.name IN ({', '.join(lit(o) for o in other)})"
             )
         conv = f"""conv AS (
             SELECT s.mkey,
@@ -159,10 +152,10 @@ def messages_sql(period: Period, goal_of: dict[str, Goal], unmatched: bool = Fal
                     AS revenue
             FROM sent_p s JOIN ({" UNION ALL ".join(hits_parts)}) c
               ON c.user_id = s.user_id AND c.ts >= s.sent_ts AND c.ts <= s.sent_ts + {window}
-            WHERE s.campaign IN ({", ".join(_lit(n) for n in names)})
+            WHERE s.campaign IN ({", ".join(lit(n) for n in names)})
             GROUP BY s.mkey
         )"""
-        has_goal = f"s.campaign IN ({', '.join(_lit(n) for n in names)})"
+        has_goal = f"s.campaign IN ({', '.join(lit(n) for n in names)})"
     else:
         conv = (
             "conv AS (SELECT CAST(NULL AS VARCHAR) AS mkey, FALSE AS converted, "
@@ -254,9 +247,9 @@ def refused_sql(period: Period) -> str:
     send time in the period: channel, campaign, provider (the lane), messages."""
     return f"""SELECT channel, campaign, coalesce(lane, '(unknown)'), count(*) AS n FROM outbox
         WHERE status = 'invalid_recipient'
-          AND coalesce(send_at, created_at) >= {_ts(period.start_ts)}
-          AND coalesce(send_at, created_at) <= {_ts(period.end_ts)}
-          AND updated_at <= {_ts(period.as_of)}
+          AND coalesce(send_at, created_at) >= {ts_lit(period.start_ts)}
+          AND coalesce(send_at, created_at) <= {ts_lit(period.end_ts)}
+          AND updated_at <= {ts_lit(period.as_of)}
           AND idempotency_key NOT IN (
               SELECT event_id FROM message_events WHERE type = 'sent')
         GROUP BY ALL"""
