@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from mcrm.errors import DataError
 from mcrm.output import Rows
 from mcrm.reports.common import Period, Report, _local_midnight, check_by, ratio
-from mcrm.reports.overview import PERCENT, fetch, q_date
+from mcrm.reports.overview import PERCENT, fetch
+from mcrm.segments.compile import date_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -129,7 +130,7 @@ def build(
             f"CAST(coalesce(sum(x.rev{n}) FILTER (WHERE x.acquired AND x.m{n}), 0) "
             "AS DECIMAL(18,3))",
             f"CAST(coalesce(sum(x.irev{n}) FILTER (WHERE x.installed AND x.iday <= "
-            f"{q_date(cut[n])}), 0) AS DECIMAL(18,3))",
+            f"{date_lit(cut[n])}), 0) AS DECIMAL(18,3))",
         ]
     agg_sql = ", ".join(aggs)
 
@@ -145,7 +146,7 @@ def build(
     no_rate = fetch(
         con,
         "SELECT s.currency, s.date FROM ad_spend s WHERE s.cost_base IS NULL "
-        f"AND s.date >= {q_date(p.start)} AND s.date <= {q_date(p.end)} ORDER BY 2, 1 LIMIT 1",
+        f"AND s.date >= {date_lit(p.start)} AND s.date <= {date_lit(p.end)} ORDER BY 2, 1 LIMIT 1",
     )
     if no_rate:
         raise DataError(
@@ -154,13 +155,13 @@ def build(
             hint="import rates: mcrm import fx-rates FILE",
         )
     last = min(p.end, p.as_of_day)
-    in_p = f"s.date >= {q_date(p.start)} AND s.date <= {q_date(last)}"
+    in_p = f"s.date >= {date_lit(p.start)} AND s.date <= {date_lit(last)}"
     skeys = [label("s.source")] + ([label("s.campaign")] if with_campaign else [])
     cost_aggs = f"CAST(coalesce(sum(s.cost_base) FILTER (WHERE {in_p}), 0) AS DECIMAL(18,3))"
     for n in HORIZONS:
         cost_aggs += (
             f", CAST(coalesce(sum(s.cost_base) FILTER (WHERE {in_p} AND s.date <= "
-            f"{q_date(cut[n])}), 0) AS DECIMAL(18,3))"
+            f"{date_lit(cut[n])}), 0) AS DECIMAL(18,3))"
         )
 
     def cost_rows(group: bool) -> dict[tuple[str, ...], tuple[Any, ...]]:

@@ -31,9 +31,9 @@ from mcrm.reports.overview import (
     last_day,
     natural_end,
     prepare,
-    q_date,
     session_totals_sql,
 )
+from mcrm.segments.compile import date_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -74,7 +74,7 @@ def build(
     p = period
     last = last_day(p)
     prepare(con, ws, p, [])
-    s0, l0 = q_date(p.start), q_date(last)
+    s0, l0 = date_lit(p.start), date_lit(last)
     day = local_day("e.ts", p.zone, p.as_of)
     bg = ", ".join(lit(n) for n in BACKGROUND_EVENTS)
     nf = ", ".join(lit(n) for n in NOT_FEATURES)

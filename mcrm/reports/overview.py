@@ -46,6 +46,7 @@ from mcrm.reports.common import (
     segments_file,
 )
 from mcrm.reports.intervals import check_unit
+from mcrm.segments.compile import date_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -72,10 +73,6 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
     return list(con.execute(sql).fetchall())
 
 
-def q_date(d: dt.date) -> str:
-    return f"DATE '{d.isoformat()}'"
-
-
 def days_between(a: dt.date, b: dt.date) -> list[dt.date]:
     return [a + dt.timedelta(days=i) for i in range((b - a).days + 1)]
 
@@ -90,7 +87,7 @@ def interval_key(expr: str, interval: str, start: dt.date) -> str:
     if interval == "day":
         return expr
     check_unit(interval)
-    return f"greatest(CAST(date_trunc('{interval}', {expr}) AS DATE), {q_date(start)})"
+    return f"greatest(CAST(date_trunc('{interval}', {expr}) AS DATE), {date_lit(start)})"
 
 
 def interval_of(d: dt.date, interval: str, start: dt.date) -> dt.date:
@@ -233,7 +230,7 @@ def prepare(
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ov_linked AS SELECT DISTINCT u.unit FROM ov_ud u "
-        f"WHERE u.day >= {q_date(p.start)} AND u.day <= {q_date(last)} "
+        f"WHERE u.day >= {date_lit(p.start)} AND u.day <= {date_lit(last)} "
         "AND u.unit IN (SELECT x.user_id FROM users x)"
     )
     return multi
@@ -253,7 +250,7 @@ def daily_series(
     from ov_ud (see the module docstring)."""
     ext = first - dt.timedelta(days=29)
     days = days_between(ext, last)
-    values = ", ".join(f"({q_date(d)})" for d in days)
+    values = ", ".join(f"({date_lit(d)})" for d in days)
     spans = (
         "SELECT u.day, LEAD(u.day) OVER (PARTITION BY u.unit ORDER BY u.day) AS nxt "
         "FROM (SELECT DISTINCT x.unit, x.day FROM ov_ud x) u"
@@ -298,7 +295,7 @@ def group_sources(
     users, for revenue) relations of one breakdown; `dim` is "total", a dimension column or
     "segment"; `multi` the dimensions with an ov_multi_DIM table."""
     last = last_day(p)
-    in_period = f"x.day >= {q_date(p.start)} AND x.day <= {q_date(last)}"
+    in_period = f"x.day >= {date_lit(p.start)} AND x.day <= {date_lit(last)}"
     everyone = (
         "SELECT l.unit FROM ov_linked l UNION SELECT o.user_id FROM ov_ord o"  # active or paying
     )
@@ -378,9 +375,9 @@ def summary_rows(
     con.execute(f"CREATE OR REPLACE TEMP TABLE ov_gud AS {ud}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ov_gus AS {us}")
     last = last_day(p)
-    s0, l0 = q_date(p.start), q_date(last)
-    w0 = q_date(last - dt.timedelta(days=6))
-    m0 = q_date(last - dt.timedelta(days=29))
+    s0, l0 = date_lit(p.start), date_lit(last)
+    w0 = date_lit(last - dt.timedelta(days=6))
+    m0 = date_lit(last - dt.timedelta(days=29))
     ndays = (last - p.start).days + 1
     eng = {
         r[0]: r[1:]
@@ -480,7 +477,7 @@ def trend_rows(con: duckdb.DuckDBPyConnection, p: Period, interval: str) -> list
     series = daily_series(con, p.start, last)
     key_ud = interval_key("x.day", interval, p.start)
     key_ord = interval_key("o.day", interval, p.start)
-    s0, l0 = q_date(p.start), q_date(last)
+    s0, l0 = date_lit(p.start), date_lit(last)
     key_sess = interval_key("t.day", interval, p.start)
     dens = {
         r[0]: int(r[1])
