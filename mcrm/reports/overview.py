@@ -545,7 +545,7 @@ def build(
     `--by`) and `trend` (one row per day, week or month of the period)."""
     check_unit(interval)
     bys = check_by(by, BY)
-    dims = [b for b in BY[:3] if b in bys]
+    dims = [b for b in BREAKDOWNS if b in bys]
     members = {
         b.split(":", 1)[1]: segment_members_sql(con, ws, b.split(":", 1)[1])
         for b in bys
