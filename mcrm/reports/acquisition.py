@@ -28,7 +28,7 @@ from mcrm.errors import DataError
 from mcrm.output import Rows
 from mcrm.reports.common import Period, Report, _local_midnight, check_by, ratio
 from mcrm.reports.overview import PERCENT, fetch
-from mcrm.segments.compile import date_lit
+from mcrm.segments.compile import date_lit, local_day, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -60,7 +60,6 @@ def build(
 ) -> Report:
     """Tables `acquisition` (total row, then one per source, or per source and campaign with
     `by=["campaign"]`)."""
-    from mcrm.segments.compile import local_day, ts_lit
 
     bys = check_by(by, BY)
     with_campaign = "campaign" in bys

@@ -43,7 +43,7 @@ from mcrm.reports.stats import (
     verdict_words,
     welch,
 )
-from mcrm.segments.compile import lit
+from mcrm.segments.compile import hex8, lit, local_day, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,8 +64,6 @@ PCT = frozenset({"rate", "uplift", "ci_low", "ci_high", "relative", "rel_low", "
 
 
 def _bucket(key_sql: str) -> str:
-    from mcrm.segments.compile import hex8
-
     return f"({hex8(f'md5({key_sql})')} % 10000)"
 
 
@@ -93,7 +91,6 @@ def units_sql(c: Campaign, period: Period) -> str:
     """One row per measured user: user_id, grp (variant or 'holdout'), anchor (planned send),
     occ, idempotency_key (see the module docstring: the stored variant and send time; the
     hash and the zone slot only for rows of older plans that lack them)."""
-    from mcrm.segments.compile import ts_lit
 
     d = ts_lit(period.as_of)
     late = ", ".join(lit(r) for r in LATE_SUPPRESSIONS)
@@ -140,7 +137,6 @@ def units_sql(c: Campaign, period: Period) -> str:
 
 def goal_sql(event: str, as_of: dt.datetime) -> str:
     """(user_id, ts) of goal events up to as_of; `purchase` = paid orders (§0)."""
-    from mcrm.segments.compile import ts_lit
 
     d = ts_lit(as_of)
     if event == "purchase":
@@ -157,7 +153,6 @@ def goal_sql(event: str, as_of: dt.datetime) -> str:
 def per_unit_sql(c: Campaign, period: Period) -> str:
     """Per measured user: grp, converted, revenue (DECIMAL), sent, redemptions, window_open,
     unconverted (paid orders in the window without a base-currency amount)."""
-    from mcrm.segments.compile import ts_lit
 
     assert c.goal is not None
     d = ts_lit(period.as_of)
@@ -215,7 +210,6 @@ def _agg_sql(c: Campaign, period: Period) -> str:
 
 def _check_fx(con: duckdb.DuckDBPyConnection, c: Campaign, period: Period) -> None:
     """A paid order in a window without a base-currency amount is an error (§0)."""
-    from mcrm.segments.compile import local_day, ts_lit
 
     assert c.goal is not None
     w = f"INTERVAL {int(round(c.goal.within_days * 86400))} SECOND"
@@ -236,8 +230,6 @@ def _check_fx(con: duckdb.DuckDBPyConnection, c: Campaign, period: Period) -> No
 
 
 def _send_range_hint(con: duckdb.DuckDBPyConnection, name: str, period: Period) -> str:
-    from mcrm.segments.compile import ts_lit
-
     lo, hi = con.execute(
         "SELECT min(r.send_at), max(r.send_at) FROM plan_rows r JOIN campaign_plans cp "
         f"ON cp.plan_id = r.plan_id WHERE cp.campaign = {lit(name)} "
@@ -513,7 +505,6 @@ def global_control(
 ) -> Rows | None:
     """The global control group against everyone else over the period (§14 last part), for
     the campaign's goal event; None when no global control is configured."""
-    from mcrm.segments.compile import ts_lit
 
     assert c.goal is not None
     if delivery.global_control <= 0:

@@ -33,7 +33,7 @@ from mcrm.reports.overview import (
     prepare,
     session_totals_sql,
 )
-from mcrm.segments.compile import date_lit
+from mcrm.segments.compile import date_lit, lit, local_day, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -68,7 +68,6 @@ def build(
 ) -> Report:
     """Tables `usage` (the period: one row per screen and per feature), `sessions` (per
     interval), `screens` and `features` (per interval and name)."""
-    from mcrm.segments.compile import lit, local_day, ts_lit
 
     check_unit(interval)
     p = period

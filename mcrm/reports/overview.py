@@ -46,7 +46,7 @@ from mcrm.reports.common import (
     segments_file,
 )
 from mcrm.reports.intervals import check_unit
-from mcrm.segments.compile import date_lit
+from mcrm.segments.compile import date_lit, lit, local_day, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
@@ -127,7 +127,6 @@ def check_money(con: duckdb.DuckDBPyConnection, where: str) -> None:
 
 def segment_members_sql(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str) -> str:
     """`SELECT user_id` of the latest stored snapshot of segment `name`."""
-    from mcrm.segments.compile import lit
 
     rows = fetch(
         con,
@@ -159,7 +158,6 @@ def prepare(
 ) -> set[str]:
     """Materialise ov_ud, ov_st, ov_ord, ov_linked for period `p` (see the docstring); return
     the dimensions some session has two values of (their ov_multi_DIM tables exist)."""
-    from mcrm.segments.compile import lit, local_day, ts_lit
 
     seg = segments_file(ws)
     zone, as_of = p.zone, p.as_of
@@ -553,7 +551,6 @@ def build(
     }
     p = period
     multi = prepare(con, ws, p, dims)
-    from mcrm.segments.compile import local_day, ts_lit
 
     # payers of the period with at least two distinct purchase days up to `to`
     con.execute(
