@@ -173,16 +173,14 @@ def clv_prediction(
     latest `mcrm predict clv` run whose as-of is at or before it, mcrm.predict.run), or None
     when that run has no row for them or there is no run. A user merged after the run may
     have two rows: the same pick as `predictions_sql` (highest CLV, then p_alive)."""
-    from mcrm.predict.run import latest_run_sql
+    from mcrm.predict.run import predictions_sql
 
     cutoff = as_of or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = _dicts(
         con.execute(
             "SELECT p.p_alive, p.expected_purchases, p.expected_aov, p.clv, "
-            "r.horizon_days, r.run_id, r.as_of AS run_as_of FROM predictions p "
-            "JOIN prediction_runs r ON r.run_id = p.run_id "
-            f"WHERE p.run_id = ({latest_run_sql('?')}) AND p.user_id = ? "
-            "ORDER BY p.clv DESC, p.p_alive DESC, p.expected_purchases DESC LIMIT 1",
+            f"r.horizon_days, r.run_id, r.as_of AS run_as_of FROM ({predictions_sql('?')}) p "
+            "JOIN prediction_runs r ON r.run_id = p.run_id WHERE p.user_id = ?",
             [cutoff, uid],
         )
     )
