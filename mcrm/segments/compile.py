@@ -547,15 +547,13 @@ def c_tier(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
 
 
 def c_p_alive(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
+    """`p_alive` and `clv`: the head names the column of the CLV run read as of D."""
     ctx.needs.add("clv_prediction")
-    cond = cmp_sql("p_alive", a["compare"])
+    cond = cmp_sql(node.head, a["compare"])
     return f"u.user_id IN (SELECT user_id FROM clv_prediction WHERE {cond})"
 
 
-def c_clv(a: dict[str, Any], ctx: Ctx, node: Node) -> str:
-    ctx.needs.add("clv_prediction")
-    cond = cmp_sql("clv", a["compare"])
-    return f"u.user_id IN (SELECT user_id FROM clv_prediction WHERE {cond})"
+c_clv = c_p_alive
 
 
 def not_invalid(ctx: Ctx, channel: str, address_sql: str) -> str:
