@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from typer._coercion import RuntimeParam
 from typer.core import TyperGroup
 
 from mcrm.cli.options import state
@@ -32,7 +33,39 @@ def error_line(message: str, hint: str | None = None) -> None:
     sys.stderr.flush()
 
 
+class _Plain(RuntimeParam):
+    """Coerces a root option whose pydantic adapter would be the identity.
+
+    typer 0.29 coerces every option through a pydantic `TypeAdapter`, built the first time the
+    option is processed. The root group's options are processed on every call, `--help`
+    included (its own `--help` flag arrives as None when not given), and importing pydantic
+    costs ~0.2 s of the 0.3 s start-up budget (SPEC §2). So `--workspace` (a plain string) and
+    the root `--help` get this coercion instead. `tests/cli/test_import_hygiene.py` fails if a
+    typer upgrade brings pydantic back onto the `--help` path.
+    """
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        if self.annotation is bool:
+            return bool(value)
+        return value if isinstance(value, str) else str(value)
+
+
+def _plain_coercion(param: Any) -> Any:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is not None and getattr(param, "_runtime_param", True) is None:
+        if desc.annotation in (str, str | None) or (
+            desc.annotation is bool and param.name == "help"
+        ):
+            param._runtime_param = _Plain(
+                parameter_info=desc.parameter_info, annotation=desc.annotation
+            )
+    return param
+
+
 class McrmGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return [_plain_coercion(p) for p in super().get_params(ctx)]
+
     def invoke(self, ctx: Any) -> Any:
         # typer's own main() turns Ctrl-C into a silent Exit(130) and a broken pipe into
         # sys.exit(1) before `main` below can see them, so they are handled here.

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 SCRIPT = r"""
-import json, sys
+import json, subprocess, sys
 import typer.main
 from typer.testing import CliRunner
 from mcrm.cli.main import app
@@ -29,6 +29,17 @@ for path in paths:
     if result.exit_code != 0 or "Usage:" not in result.stdout:
         failures.append([path, result.exit_code])
 heavy = [m for m in ("duckdb", "polars", "jinja2", "requests") if m in sys.modules]
+# pydantic (typer 0.29's option coercion) is ~0.2 s of the 0.3 s start-up budget: the root
+# options must not pull it in (mcrm.cli.main._PlainStr), or every `--help` pays for it.
+root_help = subprocess.run(
+    [sys.executable, "-c", "import sys; sys.argv = ['mcrm', '-w', '.', 'import', '--help']\n"
+     "from mcrm.cli.main import main\n"
+     "try:\n    main()\nexcept SystemExit:\n    pass\n"
+     "print('pydantic' in sys.modules, file=sys.stderr)"],
+    capture_output=True, text=True,
+)
+if root_help.stderr.strip().splitlines()[-1:] != ["False"]:
+    heavy.append("pydantic: " + root_help.stderr.strip()[-200:])
 print(json.dumps({"paths": paths, "failures": failures, "heavy": heavy}))
 """
 
