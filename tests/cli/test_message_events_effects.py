@@ -15,6 +15,11 @@ from tests.conftest import Cli, WorkspaceFactory
 LATER = "2026-03-09T09:00:00Z"
 
 
+def as_utc(text: str) -> dt.datetime:
+    """An ISO instant as the naive UTC timestamp the database stores."""
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def epoch(text: str) -> int:
     return int(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp())
 
@@ -65,7 +70,9 @@ def test_unsubscribe_and_bounce_exclude_from_the_next_plan(
     assert r.exit_code == 0, r.stderr
     with open_db(w.ws) as con:
         latest = con.execute(
-            "SELECT plan_id FROM campaign_plans ORDER BY created_at DESC, plan_id LIMIT 1"
+            # by its as-of: created_at has whole seconds, so two plans made in one second tie
+            "SELECT plan_id FROM campaign_plans WHERE campaign = 'promo' AND as_of = ?",
+            [as_utc(LATER)],
         ).fetchall()[0][0]
         got = dict(
             con.execute(
@@ -148,9 +155,8 @@ def test_imported_provider_sends_count_once_for_caps_and_reentry(
         assert r.exit_code == 0, r.stderr
         with open_db(w.ws) as con:
             latest = con.execute(
-                "SELECT plan_id FROM campaign_plans WHERE campaign = ? "
-                "ORDER BY created_at DESC, plan_id LIMIT 1",
-                [name],
+                "SELECT plan_id FROM campaign_plans WHERE campaign = ? AND as_of = ?",
+                [name, as_utc(as_of)],
             ).fetchall()[0][0]
             return dict(
                 con.execute(
