@@ -769,12 +769,14 @@ def sec_messaging(ctx: _Ctx, s: Section) -> Section:
     recs.sort(key=lambda r: -(num(r.get("sent")) or 0))
     recs = recs[:12]
 
-    def name(r: dict[str, Any]) -> str:
+    def text(r: dict[str, Any]) -> str:
+        """campaign · channel · provider as plain text (the table escapes it, once)."""
         return " · ".join(
-            label(r[c]) for c in ("campaign", "channel", "provider") if c in r and r[c]
+            str(r[c]) for c in ("campaign", "channel", "provider") if c in r and r[c]
         )
 
-    ys = [name(r) for r in recs]
+    # plotly draws labels as its pseudo-HTML: escaped for it
+    ys = [pt(text(r)) for r in recs]
     rates = [
         {
             "type": "bar",
@@ -804,7 +806,7 @@ def sec_messaging(ctx: _Ctx, s: Section) -> Section:
     ]
     s.after = table_markup(
         ["campaign · channel · provider", *[titled(c) for c in cols]],
-        [[name(r), *[fmt(r.get(c)) for c in cols]] for r in recs],
+        [[text(r), *[fmt(r.get(c)) for c in cols]] for r in recs],
     )
     return s
 

@@ -406,3 +406,53 @@ def test_bad_options_are_usage_errors(sample: Workspace, cli: Cli, tmp_path: Pat
     assert res.exit_code == 2 and "--out" in res.stderr
     assert not out.exists()
     assert HtmlOptions().funnel == ("product_view", "add_to_cart", "purchase")
+
+
+class Cells(HTMLParser):
+    """The text of every `<td>` in a page (character references decoded, as a browser shows)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[str] = []
+        self._in = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "td":
+            self._in = True
+            self.cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._in = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self.cells[-1] += data
+
+
+def test_imported_campaign_names_show_as_written(cli: Cli, tmp_path: Path) -> None:
+    """A campaign name from a provider's file (any text) reads the same in the messaging table
+    as in the file: escaped once for the markup, not twice."""
+    name = 'Spring & <Summer> "sale"'
+    ws = _workspace(tmp_path / "ws")
+    (ws.root / "users.csv").write_text(
+        "user_id,email,first_seen\nu1,a@example.com,2026-11-01T10:00:00Z\n", encoding="utf-8"
+    )
+    quoted = '"' + name.replace('"', '""') + '"'
+    (ws.root / "me.csv").write_text(
+        "event_id,provider,message_id,user_id,campaign,channel,type,timestamp\n"
+        f"e1,fcm,m1,u1,{quoted},push,sent,2026-11-10T10:00:00Z\n"
+        f"e2,fcm,m1,u1,{quoted},push,delivered,2026-11-10T10:00:05Z\n",
+        encoding="utf-8",
+    )
+    api.import_files(ws, "users", ["users.csv"], cwd=ws.root, now=IMPORT_NOW)
+    api.import_files(ws, "message-events", ["me.csv"], cwd=ws.root, now=IMPORT_NOW)
+    out = tmp_path / "m.html"
+    res = cli(ws.root, "report", "html", "--out", str(out), "--as-of", AS_OF)
+    assert res.exit_code == 0, res.stderr
+    parser = Cells()
+    parser.feed(out.read_text(encoding="utf-8"))
+    assert f"{name} · push · fcm" in parser.cells
+    # plotly reads a few tags and entities in the labels it draws: there the name is escaped
+    (chart,) = page_figures(out)["messaging"]
+    assert chart["data"][0]["y"] == ['Spring &amp; &lt;Summer&gt; "sale" · push · fcm']
