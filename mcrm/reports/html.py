@@ -258,8 +258,10 @@ def _report(
         hint = getattr(e, "hint", None)
         section.no_data(f"no data: {msg}" + (f" ({hint})" if hint else ""))
         return None
+    prefix = f"{what or module}: "
     for w in report.warnings:
-        ctx.warnings.append(f"{what or module}: {w}")
+        # a report may already name itself ("funnel: no event named ...")
+        ctx.warnings.append(w if w.startswith(prefix) else prefix + w)
     section.notes.extend(report.notes)
     return report
 

@@ -456,3 +456,17 @@ def test_imported_campaign_names_show_as_written(cli: Cli, tmp_path: Path) -> No
     # plotly reads a few tags and entities in the labels it draws: there the name is escaped
     (chart,) = page_figures(out)["messaging"]
     assert chart["data"][0]["y"] == ['Spring &amp; &lt;Summer&gt; "sale" · push · fcm']
+
+
+def test_a_report_warning_names_its_report_once(cli: Cli, tmp_path: Path) -> None:
+    ws = _workspace(tmp_path / "ws")
+    (ws.root / "users.csv").write_text(
+        "user_id,email,first_seen\nu1,a@example.com,2026-11-01T10:00:00Z\n", encoding="utf-8"
+    )
+    api.import_files(ws, "users", ["users.csv"], cwd=ws.root, now=IMPORT_NOW)
+    out = tmp_path / "w.html"
+    res = cli(ws.root, "report", "html", "--out", str(out), "--as-of", AS_OF)
+    assert res.exit_code == 0, res.stderr
+    # the funnel report's own warning already begins "funnel:"
+    assert "warning: funnel: no event named 'product_view' in the events table" in res.stderr
+    assert not re.search(r"(\w+): \1:", res.stderr)
