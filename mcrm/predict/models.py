@@ -183,6 +183,13 @@ class BgNbd:
         z = t / (al + T + t)
         with np.errstate(all="ignore"):
             f = np.power(1 - z, a - 1) * hyp2f1(c - r - x, a - 1, c, z)
+            bad = ~np.isfinite(f)
+            if bad.any():
+                # a and b both large (drop-out with little heterogeneity: the beta is nearly a
+                # point mass): (1-z)^(a-1) underflows to 0 while the Euler 2F1 overflows. The
+                # direct form is finite there, since (b+x)/c stays below 1.
+                direct = np.power(1 - z, r + x) * hyp2f1(r + x, b + x, c, z)
+                f = np.where(bad, direct, f)
         return _arr(1 - f)
 
     def _check_a(self) -> None:
