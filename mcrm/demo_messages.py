@@ -41,14 +41,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 FILES = ("sendgrid_events.jsonl.gz", "push_sends.csv.gz")
-COUNTRY_ZONES = {
-    "bg": ("BG", "Europe/Sofia"),
-    "cn": ("CN", "Asia/Shanghai"),
-    "cz": ("CZ", "Europe/Prague"),
-    "gb": ("GB", "Europe/London"),
-    "it": ("IT", "Europe/Rome"),
-    "ru": ("RU", "Europe/Moscow"),
-}
 MACHINE_DOMAINS = ("icloud.com", "me.com", "mac.com")
 EMAIL_CAMPAIGNS = ("winback_dormant", "vip_recommendations")
 """The campaigns the previous e-mail tool sent, up to the move."""
@@ -214,6 +206,10 @@ def _push_opens(out: Path) -> dict[str, set[dt.date]]:
 
 
 def _push_sends(out: Path, users: list[dict[str, str]], since: dt.date) -> list[list[str]]:
+    from mcrm.demo import COUNTRIES
+
+    # a campaign `weekly_<month>_<cc>` goes out at 10:00 in its country's zone
+    zones = {c.code.lower(): (c.code, c.zone) for c in COUNTRIES}
     tokens = {d["user_id"] for d in _read_csv(out / "devices.csv") if d["push_token"]}
     by_country: dict[str, list[str]] = defaultdict(list)
     for u in users:
@@ -222,9 +218,9 @@ def _push_sends(out: Path, users: list[dict[str, str]], since: dt.date) -> list[
     rows: list[list[str]] = []
     for campaign, days in sorted(_push_opens(out).items()):
         cc = campaign.rsplit("_", 1)[-1]
-        if cc not in COUNTRY_ZONES:
+        if cc not in zones:
             continue
-        country, zone = COUNTRY_ZONES[cc]
+        country, zone = zones[cc]
         for day in sorted(days):
             if day < since:
                 continue
