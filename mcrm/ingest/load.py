@@ -311,7 +311,8 @@ def insert_first(
     ).fetchall()[0]
     dedupe = ""
     if distinct < total:
-        dedupe = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY s._row) = 1"
+        # `_row` is NULL where the stager left it so (`Kind.needs_row`): rowid is file order
+        dedupe = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY s._row, s.rowid) = 1"
     anti = ""
     if _one(con, f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)"):
         anti = f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key})"

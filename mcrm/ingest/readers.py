@@ -506,11 +506,13 @@ class Stager:
         `exprs` maps canonical columns to SQL over `raw_table` giving their value (VARCHAR
         unless `typed[col]`); absent columns are NULL.
         """
-        sel, errs = [], []
+        sel, errs, absent = [], [], []
         for col in kind.columns:
             expr = exprs.get(col.name)
             if expr is None:
                 value = "NULL"
+                if kind.sparse_keep is not None and col.name not in kind.sparse_keep:
+                    absent.append(_q(col.stored))
             elif typed.get(col.name):
                 value = expr
                 if col.parse == "ts":
@@ -542,9 +544,11 @@ class Stager:
         )
         reason = f"CASE WHEN _cast_error IS NOT NULL THEN _cast_error {json_checks} {checks} END"
         staged = self._name("stg")
-        # one pass: cast + normalise in the inner query, checks on its typed columns
+        # one pass: cast + normalise in the inner query, checks on its typed columns (absent
+        # columns of a sparse kind take part in the checks as NULL but are not stored)
+        keep = f"* EXCLUDE ({', '.join(absent)})" if absent else "*"
         sql = (
-            f"CREATE TEMP TABLE {staged} AS SELECT *, {reason} AS _reason FROM ("
+            f"CREATE TEMP TABLE {staged} AS SELECT {keep}, {reason} AS _reason FROM ("
             f"SELECT {row} AS _row, {line} AS _line, {', '.join(sel)}, "
             f"{err_sql} AS _cast_error FROM {raw_table} WHERE {where})"
         )
@@ -559,11 +563,15 @@ class Stager:
             self._collect_csv_rejects(src, opts)
             # the staging table is in file order: its own rowid gives each record's position
             base = self.base_rowid(staged)
-            self.con.execute(f"UPDATE {staged} SET _row = rowid - {base}")
+            row_sql = f"rowid - {base}"
+            if kind.needs_row:
+                self.con.execute(f"UPDATE {staged} SET _row = {row_sql}")
         else:
             self.con.execute(sql, params)
+            row_sql = "_row"
         bad = self.con.execute(
-            f"SELECT _row, _line, _reason FROM {staged} WHERE _reason IS NOT NULL ORDER BY _row"
+            f"SELECT {row_sql} AS _row, _line, _reason FROM {staged} WHERE _reason IS NOT NULL "
+            "ORDER BY rowid"
         ).fetchall()
         if bad:
             lines = self._lines_for([r[0] for r in bad], [r[1] for r in bad], src)

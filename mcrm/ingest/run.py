@@ -128,6 +128,11 @@ def import_files(
         con.execute("BEGIN")
         try:
             import_id = L._one(con, "SELECT nextval('import_seq')")
+            # One plain events file into a table without device-only events needs no attach
+            # at the end: `load_events` gave its device-only rows every link there is (stored,
+            # or from this file), and it adds no other links.
+            attach = pre is not None or kind.name != "events" or len(files) > 1
+            attach = attach or _has_unattached_events(con)
             stager = Stager(con, import_id, moment.isoformat(sep=" "), ws.settings.timezone, zones)
             for _path, shown, src in files:
                 if progress:
@@ -186,7 +191,8 @@ def import_files(
                         ],
                     )
                     con.execute(f"DROP TABLE IF EXISTS {staged.table}")
-            attach_anonymous_events(con)
+            if attach:
+                attach_anonymous_events(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -288,19 +294,33 @@ def _now_sql() -> str:
     return "CAST(now() AS TIMESTAMP)"
 
 
+def _staged_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def load_events(x: LoadContext, c: L.Counts) -> None:
     con, stg, import_id = x.con, x.stg, x.import_id
+    # events are staged sparse (`Kind.sparse_keep`): a column the file lacks reads as NULL
+    have = _staged_columns(con, stg)
+
+    def s_(name: str, alias: str = "s") -> str:
+        return f"{alias}.{_q(name)}" if name in have else "NULL"
+
+    props = "properties" if "properties" in have else "NULL"
     con.execute(
         f"""UPDATE {stg} SET event_id = 'h:' || md5(concat_ws('|', coalesce(user_id, ''),
         coalesce(anonymous_id, ''), name, CAST(ts AS VARCHAR),
-        coalesce(CAST(properties AS VARCHAR), ''))) WHERE event_id IS NULL"""
+        coalesce(CAST({props} AS VARCHAR), ''))) WHERE event_id IS NULL"""
     )
     c.forgotten = L.drop_forgotten(con, stg, [("user", "user_id"), ("device", "anonymous_id")])
     L.resolve(
         con, stg, [("user", "user_id"), ("device", "anonymous_id")], synthetic=False, fill=False
     )
-    _events_aggregate(con, stg)
-    cols = {n: f"s.{_q(n)}" for n in EVENT_COLS}
+    _events_aggregate(con, stg, s_)
+    cols = {n: s_(n) for n in EVENT_COLS}
     cols["user_id"] = "coalesce(s._uid, s.user_id)"
     cols["import_id"] = str(import_id)
     L.insert_first(con, stg, "events", "event_id", cols, c)
@@ -314,12 +334,22 @@ EVENT_COLS = (
 ).split()
 
 
-AGG_COLS = """min(s.ts) AS first_ts, max(s.ts) AS last_ts, max_by(s.os, s.ts) AS os,
-        max_by(s.os_version, s.ts) AS os_version, max_by(s.app_version, s.ts) AS app_version,
-        max_by(s.device_model, s.ts) AS device_model"""
+DEVICE_FIELDS = ("os", "os_version", "app_version", "device_model")
 
 
-def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str) -> None:
+def _agg_sql(s_: Callable[[str], str], keys: str, source: str) -> str:
+    """One row per `keys` (`_uid`, `anonymous_id`) over `source`: first and last seen, and the
+    latest non-NULL value of each device field (NULL for a field the file does not have)."""
+    dev = ", ".join(
+        f"max_by({s_(f)}, s.ts) AS {f}" if s_(f) != "NULL" else f"NULL::VARCHAR AS {f}"
+        for f in DEVICE_FIELDS
+    )
+    return (
+        f"SELECT {keys}, min(s.ts) AS first_ts, max(s.ts) AS last_ts, {dev} {source} GROUP BY 1, 2"
+    )
+
+
+def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str, s_: Callable[[str], str]) -> None:
     """`_agg`: one row per (user, device) of the file, the one aggregate over all its rows.
 
     Events with only a device id that another event of this file links to a user belong to
@@ -327,9 +357,12 @@ def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str) -> None:
     before the insert, which is far cheaper than updating the events table afterwards."""
     con.execute("DROP TABLE IF EXISTS _agg")
     con.execute(
-        f"""CREATE TEMP TABLE _agg AS SELECT coalesce(s._uid, s.user_id) AS _uid,
-        s.anonymous_id, {AGG_COLS} FROM {stg} s WHERE coalesce(s._uid, s.user_id) IS NOT NULL
-        GROUP BY coalesce(s._uid, s.user_id), s.anonymous_id"""
+        "CREATE TEMP TABLE _agg AS "
+        + _agg_sql(
+            s_,
+            "coalesce(s._uid, s.user_id) AS _uid, s.anonymous_id",
+            f"FROM {stg} s WHERE coalesce(s._uid, s.user_id) IS NOT NULL",
+        )
     )
     orphans = "s.user_id IS NULL AND s._uid IS NULL AND s.anonymous_id IS NOT NULL"
     if not L._one(con, f"SELECT count(*) FROM (SELECT 1 FROM {stg} s WHERE {orphans} LIMIT 1)"):
@@ -340,9 +373,12 @@ def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str) -> None:
         GROUP BY anonymous_id"""
     )
     con.execute(
-        f"""INSERT INTO _agg SELECT l.uid, s.anonymous_id, {AGG_COLS} FROM {stg} s
-        JOIN _links l ON l.anonymous_id = s.anonymous_id WHERE {orphans}
-        GROUP BY l.uid, s.anonymous_id"""
+        "INSERT INTO _agg "
+        + _agg_sql(
+            s_,
+            "l.uid AS _uid, s.anonymous_id",
+            f"FROM {stg} s JOIN _links l ON l.anonymous_id = s.anonymous_id WHERE {orphans}",
+        )
     )
     con.execute(
         f"""UPDATE {stg} AS s SET _uid = l.uid FROM _links l
@@ -373,10 +409,17 @@ def _events_side_effects(con: duckdb.DuckDBPyConnection, stg: str, c: L.Counts) 
     con.execute("DROP TABLE _agg")
 
 
+def _has_unattached_events(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        L._one(con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)")
+    )
+
+
 def attach_anonymous_events(con: duckdb.DuckDBPyConnection) -> None:
     """Events seen with only a device id belong to the user that device is now linked to
-    (by an event, a devices file or a profile of any import): run at the end of every import."""
-    if L._one(con, "SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id IS NULL LIMIT 1)"):
+    (by an event, a devices file or a profile of any import): run at the end of every import
+    (but see `import_files`)."""
+    if _has_unattached_events(con):
         con.execute(
             """UPDATE events SET user_id = i.user_id FROM identities i
             WHERE events.user_id IS NULL AND i.kind = 'device'
@@ -389,14 +432,19 @@ def _touch_users(con: duckdb.DuckDBPyConnection, agg_sql: str) -> None:
 
     `agg_sql` yields one row per `_uid` with first_ts, last_ts, email and current device
     fields (os, os_version, app_version, device_model; NULL where unknown)."""
+    insert = f"""INSERT INTO users (user_id, email, os, os_version, app_version, device_model,
+            first_seen, last_seen, created_at, updated_at)
+        SELECT _uid, email, os, os_version, app_version, device_model, first_ts, last_ts,
+            {_now_sql()}, {_now_sql()} FROM {{src}} t"""
+    if not L._one(con, "SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)"):
+        # no users yet (a first import): every row is new, nothing to widen, no temp table
+        con.execute(insert.format(src=f"({agg_sql})"))
+        return
     con.execute("DROP TABLE IF EXISTS _tu")
     con.execute(f"CREATE TEMP TABLE _tu AS {agg_sql}")
     con.execute(
-        f"""INSERT INTO users (user_id, email, os, os_version, app_version, device_model,
-            first_seen, last_seen, created_at, updated_at)
-        SELECT _uid, email, os, os_version, app_version, device_model, first_ts, last_ts,
-            {_now_sql()}, {_now_sql()} FROM _tu t
-        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t._uid)"""
+        insert.format(src="_tu")
+        + " WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t._uid)"
     )
     con.execute(
         """UPDATE users SET
