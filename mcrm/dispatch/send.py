@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from mcrm.errors import NotFound, ProviderError, UsageError
 MAX_PAUSE_S = 300.0  # a lane pause up to this is slept through in the run (providers.md §1.4)
 MAX_CONSECUTIVE_RETRIES = 20  # retry-class failures in a row that stop a lane for the run
 LOOKAHEAD = 5  # batches whose rows one select and one send-time check look up together
+PIPELINE = True  # one batch on the wire while the next is built (Dispatcher._pipelined)
 
 if TYPE_CHECKING:
     import duckdb
@@ -330,6 +332,8 @@ class Dispatcher:
         self._pauses: dict[str, int] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self.monotonic = time.monotonic
+        # the connection is used by the drain and its sender thread, never at once
+        self._db = threading.Lock()
         self._retry_run: dict[str, int] = {}
         self._columns: dict[tuple[str, str], Any] = {}  # (campaign, channel) -> Columns
         self._user_columns: dict[str, str] | None = None
@@ -446,20 +450,16 @@ class Dispatcher:
         self, c: Campaign, delivery: Delivery, limit: int | None, outcomes: dict[str, int]
     ) -> int:
         """Send every due row of campaign `c` (at most `limit`); returns the number sent."""
-        from mcrm.campaigns.context import Contexts, Target, render_targets
-        from mcrm.campaigns.render import email_headers
         from mcrm.dispatch import outbox
-        from mcrm.dispatch.core import Outbound, Outcome
 
         con = self.con
-        now = self.now
         channels = [
             r[0]
             for r in con.execute(
                 "SELECT DISTINCT channel FROM outbox WHERE campaign = ? AND status IN "
                 "('pending', 'retry_wait') AND coalesce(next_attempt_at, send_at, ?) <= ? "
                 "ORDER BY 1",
-                [c.name, now, now],
+                [c.name, self.now, self.now],
             ).fetchall()
         ]
         contexts: dict[str, Any] = {}  # plan id -> Contexts as of that plan
@@ -468,124 +468,43 @@ class Dispatcher:
             lane, adapter = self.adapter(ch)
             if lane in self._stopped_lanes:
                 continue
-            cursor = 0  # claim in id order; a lane pause (the clock moves) starts over
-            cols = self._columnar(c, delivery, ch)
-            fields = cols.columns if cols is not None else ()
-            # rows looked up LOOKAHEAD batches at a time (one select and one send-time check
-            # for all of them), each batch claimed right before its request
-            ahead: list[Any] = []
-            values: dict[str, tuple[Any, ...]] = {}
-            addr: dict[str, str] = {}
-            why: dict[str, str] = {}
+            st = _Lane(lane, ch, adapter, self._columnar(c, delivery, ch))
+            paced = lane in self._buckets or bool(c.delivery.rate_limits.get(ch))
+            if PIPELINE and limit is None and not adapter.dedupes and not paced:
+                sent, finished = self._pipelined(c, delivery, st, outcomes, contexts)
+                sent_total += sent
+                if finished:
+                    continue
+            # one batch at a time: claimed, built, sent, settled
             while limit is None or sent_total < limit:
                 want = adapter.max_batch
                 if limit is not None:
                     want = min(want, limit - sent_total)
-                if not ahead and not adapter.dedupes and LOOKAHEAD > 1:
-                    got_ahead = outbox.due_ahead(
-                        con, c.name, ch, now, lane, LOOKAHEAD * adapter.max_batch, cursor
-                    )
-                    if got_ahead:
-                        ahead = got_ahead
-                        values = {}
-                        addr, why = _addresses(
-                            con, ch, c.purpose, [x.user_id for x in ahead], now, fields, values
-                        )
-                if ahead:
-                    claimed = outbox.claim_rows(con, ahead[:want], lane, now)
-                    ahead = ahead[want:]
+                if not st.ahead and not adapter.dedupes and LOOKAHEAD > 1:
+                    self._look_ahead(c, st)
+                if st.ahead:
+                    claimed = outbox.claim_rows(con, st.ahead[:want], lane, self.now)
+                    st.ahead = st.ahead[want:]
                 else:
-                    claimed = outbox.claim(con, c.name, ch, lane, now, want, cursor)
+                    claimed = outbox.claim(con, c.name, ch, lane, self.now, want, st.cursor)
                     if claimed:
-                        values = {}
-                        addr, why = _addresses(
-                            con, ch, c.purpose, [x.user_id for x in claimed], now, fields, values
+                        st.values = {}
+                        st.addr, st.why = _addresses(
+                            con,
+                            ch,
+                            c.purpose,
+                            [x.user_id for x in claimed],
+                            self.now,
+                            st.fields,
+                            st.values,
                         )
                 if not claimed:
                     break
-                cursor = max(cursor, max(x.id for x in claimed))
-                by_id = {x.id: x for x in claimed}
-                closed: dict[str, list[int]] = {}
-                for x in claimed:
-                    if x.user_id in why:
-                        closed.setdefault(why[x.user_id], []).append(x.id)
-                batch: list[Outbound] = []
-                todo = [x for x in claimed if x.user_id not in why]
-                groups: dict[str, list[Any]] = {}
-                for x in todo:
-                    groups.setdefault(str(x.plan_id), []).append(x)
-                for pid, xs in groups.items():
-                    if cols is not None:
-                        issued = (xs[0].as_of or now).replace(tzinfo=dt.UTC)
-                        built = cols.messages(
-                            [
-                                (x.user_id, x.variant or c.variants[0].name, values[x.user_id])
-                                for x in xs
-                            ],
-                            issued,
-                        )
-                        if built is not None:
-                            batch += [
-                                Outbound(
-                                    x.id,
-                                    x.idempotency_key,
-                                    x.campaign,
-                                    x.occurrence,
-                                    x.user_id,
-                                    ch,
-                                    x.variant,
-                                    addr[x.user_id],
-                                    parts,
-                                    headers,
-                                    None,
-                                    x.batch_key,
-                                    shared,
-                                )
-                                for x, (parts, headers, shared) in zip(xs, built, strict=True)
-                            ]
-                            continue
-                    if pid not in contexts:
-                        as_of = xs[0].as_of or now
-                        contexts[pid] = Contexts(con, self.ws, c, delivery, as_of, self.renderer)
-                    targets = [
-                        Target(x.user_id, ch, x.variant or c.variants[0].name, x.send_at)
-                        for x in xs
-                    ]
-                    for x, o in zip(xs, render_targets(contexts[pid], targets), strict=True):
-                        if o.error is not None or o.message is None:
-                            reason = "template_error" if o.error is not None else "template_skip"
-                            closed.setdefault(reason, []).append(x.id)
-                            continue
-                        headers = {}
-                        if ch == "email" and c.marketing and o.context:
-                            headers = email_headers(
-                                unsubscribe_url=str(o.context.get("unsubscribe_url")),
-                                mailto=delivery.unsubscribe.mailto,
-                            )
-                        batch.append(
-                            Outbound(
-                                x.id,
-                                x.idempotency_key,
-                                x.campaign,
-                                x.occurrence,
-                                x.user_id,
-                                ch,
-                                x.variant,
-                                addr[x.user_id],
-                                o.message.parts,
-                                headers,
-                                o.message.payload,
-                                x.batch_key,
-                            )
-                        )
+                st.cursor = max(st.cursor, max(x.id for x in claimed))
+                by_id, closed, batch = self._build(c, delivery, st, claimed, contexts)
                 if closed:
-                    con.execute("BEGIN")
-                    for reason, ids in closed.items():
-                        outbox.close_without_sending(con, ids, reason, now)
-                        # a send-time suppression is no failure to send; a template error is
-                        key = "failed" if reason == "template_error" else "suppressed"
-                        outcomes[key] = outcomes.get(key, 0) + len(ids)
-                    con.execute("COMMIT")
+                    self._close(closed, self.now)
+                    _count_closed(closed, outcomes)
                 if not batch:
                     continue
                 if adapter.dedupes and adapter.max_batch > 1:
@@ -600,54 +519,315 @@ class Dispatcher:
                     wait = pace.take(len(batch))
                     if wait > 0:  # delivery.rate_limits: pace the lane, really
                         self.sleep(wait)
-                results = adapter.send(batch)
-                addresses = {m.outbox_id: (ch, m.address) for m in batch}
-                throttled = [r for r in results if r.outcome is Outcome.THROTTLED]
-                pause = 0.0
-                if throttled:  # lane-wide: max(Retry-After, backoff) before anything else
-                    pauses = self._pauses.get(lane, 0) + 1
-                    self._pauses[lane] = pauses
-                    pause = max(
-                        [r.retry_after_s or 0.0 for r in throttled] + [backoff(pauses, self.rng)]
-                    )
-                got = outbox.settle(
-                    con,
-                    by_id,
-                    results,
-                    now,
-                    self.rng,
-                    addresses,
-                    lane_wait=pause or None,
-                    dedupes=adapter.dedupes,
-                    receipts=hasattr(adapter, "check_receipts"),
-                    provider=self.types.get(lane),
-                )
-                for k, v in got.items():
-                    outcomes[k] = outcomes.get(k, 0) + v
-                if any(r.mark is not None for r in results):
-                    ahead = []  # an address or consent changed: the later rows check again
+                results, got, throttled, pause = self._deliver(st, batch, by_id, self.now)
                 sent_total += got.get("sent", 0)
-                if any(r.outcome is Outcome.AUTH for r in results):
-                    self._stopped_lanes.add(lane)
-                    self.stopped = f"{lane}: the provider refused our credentials"
+                if self._control(st, results, got, throttled, pause, outcomes) == _STOP:
                     break
-                retries = [r.outcome is Outcome.RETRY for r in results]
-                run = self._retry_run.get(lane, 0)
-                for is_retry in retries:
-                    run = run + 1 if is_retry else 0
-                self._retry_run[lane] = run
-                if run >= MAX_CONSECUTIVE_RETRIES:
-                    self._stopped_lanes.add(lane)  # the provider is down: stop hammering it
-                    break
-                if throttled:
-                    if pause > MAX_PAUSE_S:
-                        break  # too long to sleep through: the rows wait for a later run
-                    self.sleep(pause)
-                    self.slept += pause
-                    now = self.now = now + dt.timedelta(seconds=pause)
-                    cursor = 0
-                    ahead = []  # looked up for the old clock: look again
         return sent_total
+
+    def _look_ahead(self, c: Campaign, st: _Lane) -> bool | None:
+        """The lane's next LOOKAHEAD batches of due rows and their send-time checks into
+        `st`; False when nothing is due, None when a keyed batch is due (`outbox.claim`)."""
+        from mcrm.dispatch import outbox
+
+        got = outbox.due_ahead(
+            self.con,
+            c.name,
+            st.channel,
+            self.now,
+            st.lane,
+            LOOKAHEAD * st.adapter.max_batch,
+            st.cursor,
+        )
+        if not got:
+            return None if got is None else False
+        st.ahead = got
+        st.values = {}
+        st.addr, st.why = _addresses(
+            self.con, st.channel, c.purpose, [x.user_id for x in got], self.now, st.fields,
+            st.values,
+        )  # fmt: skip
+        return True
+
+    def _pipelined(
+        self,
+        c: Campaign,
+        delivery: Delivery,
+        st: _Lane,
+        outcomes: dict[str, int],
+        contexts: dict[str, Any],
+    ) -> tuple[int, bool]:
+        """The lane's due rows, one batch in flight while the next is built.
+
+        A sender thread claims batch N (committed `sending`), puts it on the wire and settles
+        it, while this thread looks up and builds batch N+1 — still `pending`: it is claimed
+        only after N is settled and N's answers are seen (a STOP or an invalid address, a
+        429, an auth failure discard it and the rows are looked up again). So the crash
+        bound is the sequential one: at most one batch `sending`. The socket I/O and DuckDB's
+        statements release the GIL, so the request, the provider's work and the statements
+        overlap the Python of the next batch. Returns (sent, finished); not finished when a
+        keyed batch is due (the sequential loop handles it)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        sent = 0
+        job: _Job | None = None  # built, not claimed
+        inflight: tuple[Future[Any], _Job] | None = None
+        keyed = False
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcrm-send") as pool:
+            while True:
+                if job is None and not keyed:
+                    with self._db:
+                        looked = True if st.ahead else self._look_ahead(c, st)
+                    if looked is None:
+                        keyed = True
+                    elif looked:
+                        rows = st.ahead[: st.adapter.max_batch]
+                        st.ahead = st.ahead[st.adapter.max_batch :]
+                        job = _Job(rows, *self._build(c, delivery, st, rows, contexts), self.now)
+                if inflight is not None:
+                    fut, done = inflight
+                    inflight = None
+                    results, got, throttled, pause = fut.result()
+                    _count_closed(done.closed, outcomes)
+                    sent += got.get("sent", 0)
+                    ctl = self._control(st, results, got, throttled, pause, outcomes)
+                    if ctl == _STOP:
+                        return sent, True
+                    if ctl == _AGAIN:  # the built batch is stale: look its rows up again
+                        job, keyed = None, False
+                        continue
+                if job is None:
+                    return sent, not keyed
+                st.cursor = max(st.cursor, job.rows[-1].id)
+                inflight = (pool.submit(self._run_job, st, job), job)
+                job = None
+
+    def _run_job(self, st: _Lane, job: _Job) -> tuple[list[Any], dict[str, int], bool, float]:
+        """The sender thread's part of one batch: claim (commit), close what the send-time
+        checks refused, the request, settle."""
+        from mcrm.dispatch import outbox
+
+        with self._db:
+            outbox.claim_rows(self.con, job.rows, st.lane, job.now)
+            if job.closed:
+                self._close(job.closed, job.now)
+        if not job.batch:
+            return [], {}, False, 0.0
+        return self._deliver(st, job.batch, job.by_id, job.now)
+
+    def _close(self, closed: dict[str, list[int]], now: dt.datetime) -> None:
+        from mcrm.dispatch import outbox
+
+        self.con.execute("BEGIN")
+        try:
+            for reason, ids in closed.items():
+                outbox.close_without_sending(self.con, ids, reason, now)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _build(
+        self,
+        c: Campaign,
+        delivery: Delivery,
+        st: _Lane,
+        rows: list[Any],
+        contexts: dict[str, Any],
+    ) -> tuple[dict[int, Any], dict[str, list[int]], list[Any]]:
+        """A batch's rows -> (rows by id, outbox ids closed per reason, messages to send)."""
+        from mcrm.campaigns.context import Contexts, Target, render_targets
+        from mcrm.campaigns.render import email_headers
+        from mcrm.dispatch.core import Outbound
+
+        ch, cols, why, addr, values = st.channel, st.cols, st.why, st.addr, st.values
+        by_id = {x.id: x for x in rows}
+        closed: dict[str, list[int]] = {}
+        for x in rows:
+            if x.user_id in why:
+                closed.setdefault(why[x.user_id], []).append(x.id)
+        batch: list[Outbound] = []
+        todo = [x for x in rows if x.user_id not in why]
+        groups: dict[str, list[Any]] = {}
+        for x in todo:
+            groups.setdefault(str(x.plan_id), []).append(x)
+        for pid, xs in groups.items():
+            if cols is not None:
+                issued = (xs[0].as_of or self.now).replace(tzinfo=dt.UTC)
+                built = cols.messages(
+                    [(x.user_id, x.variant or c.variants[0].name, values[x.user_id]) for x in xs],
+                    issued,
+                )
+                if built is not None:
+                    batch += [
+                        Outbound(
+                            x.id,
+                            x.idempotency_key,
+                            x.campaign,
+                            x.occurrence,
+                            x.user_id,
+                            ch,
+                            x.variant,
+                            addr[x.user_id],
+                            parts,
+                            headers,
+                            None,
+                            x.batch_key,
+                            shared,
+                        )
+                        for x, (parts, headers, shared) in zip(xs, built, strict=True)
+                    ]
+                    continue
+            with self._db:  # Contexts query the database (the sender thread may be settling)
+                if pid not in contexts:
+                    as_of = xs[0].as_of or self.now
+                    contexts[pid] = Contexts(self.con, self.ws, c, delivery, as_of, self.renderer)
+                targets = [
+                    Target(x.user_id, ch, x.variant or c.variants[0].name, x.send_at) for x in xs
+                ]
+                rendered = list(render_targets(contexts[pid], targets))
+            for x, o in zip(xs, rendered, strict=True):
+                if o.error is not None or o.message is None:
+                    reason = "template_error" if o.error is not None else "template_skip"
+                    closed.setdefault(reason, []).append(x.id)
+                    continue
+                headers = {}
+                if ch == "email" and c.marketing and o.context:
+                    headers = email_headers(
+                        unsubscribe_url=str(o.context.get("unsubscribe_url")),
+                        mailto=delivery.unsubscribe.mailto,
+                    )
+                batch.append(
+                    Outbound(
+                        x.id,
+                        x.idempotency_key,
+                        x.campaign,
+                        x.occurrence,
+                        x.user_id,
+                        ch,
+                        x.variant,
+                        addr[x.user_id],
+                        o.message.parts,
+                        headers,
+                        o.message.payload,
+                        x.batch_key,
+                    )
+                )
+        return by_id, closed, batch
+
+    def _deliver(
+        self, st: _Lane, batch: list[Any], by_id: dict[int, Any], now: dt.datetime
+    ) -> tuple[list[Any], dict[str, int], bool, float]:
+        """The request(s) of one claimed batch and its settlement: (results, counts per new
+        status, throttled, the lane's pause)."""
+        from mcrm.dispatch import outbox
+        from mcrm.dispatch.core import Outcome
+
+        lane, adapter = st.lane, st.adapter
+        results = adapter.send(batch)
+        addresses = {m.outbox_id: (st.channel, m.address) for m in batch}
+        throttled = [r for r in results if r.outcome is Outcome.THROTTLED]
+        pause = 0.0
+        if throttled:  # lane-wide: max(Retry-After, backoff) before anything else
+            pauses = self._pauses.get(lane, 0) + 1
+            self._pauses[lane] = pauses
+            pause = max([r.retry_after_s or 0.0 for r in throttled] + [backoff(pauses, self.rng)])
+        with self._db:
+            got = outbox.settle(
+                self.con,
+                by_id,
+                results,
+                now,
+                self.rng,
+                addresses,
+                lane_wait=pause or None,
+                dedupes=adapter.dedupes,
+                receipts=hasattr(adapter, "check_receipts"),
+                provider=self.types.get(lane),
+            )
+        return results, got, bool(throttled), pause
+
+    def _control(
+        self,
+        st: _Lane,
+        results: list[Any],
+        got: dict[str, int],
+        throttled: bool,
+        pause: float,
+        outcomes: dict[str, int],
+    ) -> str:
+        """What a settled batch's answers mean for the lane: go on, look again (`_AGAIN`: an
+        address or consent changed, or the lane paused and the clock moved), or stop."""
+        from mcrm.dispatch.core import Outcome
+
+        lane = st.lane
+        for k, v in got.items():
+            outcomes[k] = outcomes.get(k, 0) + v
+        again = False
+        if any(r.mark is not None for r in results):
+            st.ahead = []  # an address or consent changed: the later rows check again
+            again = True
+        if any(r.outcome is Outcome.AUTH for r in results):
+            self._stopped_lanes.add(lane)
+            self.stopped = f"{lane}: the provider refused our credentials"
+            return _STOP
+        run = self._retry_run.get(lane, 0)
+        for r in results:
+            run = run + 1 if r.outcome is Outcome.RETRY else 0
+        self._retry_run[lane] = run
+        if run >= MAX_CONSECUTIVE_RETRIES:
+            self._stopped_lanes.add(lane)  # the provider is down: stop hammering it
+            return _STOP
+        if throttled:
+            if pause > MAX_PAUSE_S:
+                return _STOP  # too long to sleep through: the rows wait for a later run
+            self.sleep(pause)
+            self.slept += pause
+            self.now = self.now + dt.timedelta(seconds=pause)
+            st.cursor = 0
+            st.ahead = []  # looked up for the old clock: look again
+            return _AGAIN
+        return _AGAIN if again else _GO
+
+
+_GO, _AGAIN, _STOP = "go", "again", "stop"
+
+
+@dataclass
+class _Lane:
+    """One channel's drain state: its lane, the cursor and the rows looked up ahead."""
+
+    lane: str
+    channel: str
+    adapter: Any
+    cols: Any  # columnar.Columns or None
+    cursor: int = 0  # claim in id order; a lane pause (the clock moves) starts over
+    ahead: list[Any] = field(default_factory=list)  # looked up, not claimed
+    values: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    addr: dict[str, str] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> Sequence[str]:
+        return self.cols.columns if self.cols is not None else ()
+
+
+@dataclass
+class _Job:
+    """A built batch, not yet claimed."""
+
+    rows: list[Any]
+    by_id: dict[int, Any]
+    closed: dict[str, list[int]]
+    batch: list[Any]
+    now: dt.datetime
+
+
+def _count_closed(closed: dict[str, list[int]], outcomes: dict[str, int]) -> None:
+    for reason, ids in closed.items():
+        # a send-time suppression is no failure to send; a template error is
+        key = "failed" if reason == "template_error" else "suppressed"
+        outcomes[key] = outcomes.get(key, 0) + len(ids)
 
 
 def _recover(
