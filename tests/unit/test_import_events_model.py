@@ -16,13 +16,14 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcrm import api
 from mcrm.db import connect
-from tests.conftest import NOW, check_invariant
+from tests.conftest import NOW, WorkspaceFactory, check_invariant
 
 START = dt.datetime(2024, 1, 1)
 FUTURE = (NOW.replace(tzinfo=None) + dt.timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
@@ -103,11 +104,18 @@ def csv_text(f: File) -> str:
     return out.getvalue()
 
 
+@dataclass
+class Seen:
+    first: dt.datetime
+    last: dt.datetime
+    os: str | None
+
+
 class Model:
     def __init__(self) -> None:
-        self.events: dict[object, list[object]] = {}  # key -> [user, anon, name, ts]
+        self.events: dict[object, list[Any]] = {}  # key -> [user, anon, name, ts]
         self.devices: dict[str, str] = {}  # device identity -> user (first wins)
-        self.users: dict[str, list[object]] = {}  # user -> [first, last, os]
+        self.users: dict[str, Seen] = {}
 
     def file(self, f: File) -> tuple[int, int, int, int]:
         good: list[Row] = []
@@ -149,35 +157,33 @@ class Model:
             inserted += 1
         # device identities (first user by time, then id) and users, from every good row
         first: dict[str, tuple[dt.datetime, str]] = {}
-        per_user: dict[str, list[object]] = {}
+        per_user: dict[str, Seen] = {}
         for r, u in zip(good, uids, strict=True):
             if u is None:
                 continue
             t = ts_of(r)
             if r.anon:
                 first[r.anon] = min(first.get(r.anon, (t, u)), (t, u))
-            agg = per_user.setdefault(u, [t, t, None, None])
-            agg[0] = min(agg[0], t)  # type: ignore[type-var]
-            if f.has_os and (agg[3] is None or t >= agg[3]):  # type: ignore[operator]
-                agg[2], agg[3] = os_of(r), t
-            agg[1] = max(agg[1], t)  # type: ignore[type-var]
+            agg = per_user.setdefault(u, Seen(t, t, None))
+            if f.has_os and (agg.os is None or t >= agg.last):
+                agg.os = os_of(r)
+            agg.first, agg.last = min(agg.first, t), max(agg.last, t)
         for anon, (_t, u) in first.items():
             self.devices.setdefault(anon, u)
-        for u, (tf, tl, os_, _) in per_user.items():
-            if u not in self.users:
-                self.users[u] = [tf, tl, os_]
-                continue
-            s = self.users[u]
-            if tf < s[0] or tl > s[1]:  # type: ignore[operator]
-                if tl >= s[1]:  # type: ignore[operator]
-                    s[2] = os_ or s[2]
-                s[0], s[1] = min(s[0], tf), max(s[1], tl)  # type: ignore[type-var]
+        for u, new in per_user.items():
+            old = self.users.get(u)
+            if old is None:
+                self.users[u] = new
+            elif new.first < old.first or new.last > old.last:
+                if new.last >= old.last:
+                    old.os = new.os or old.os
+                old.first, old.last = min(old.first, new.first), max(old.last, new.last)
         return len(f.rows), inserted, len(good) - inserted, rejected
 
     def end_of_import(self) -> None:
         for e in self.events.values():
             if e[0] is None and e[1] in self.devices:
-                e[0] = self.devices[e[1]]  # type: ignore[index]
+                e[0] = self.devices[e[1]]
 
 
 @settings(
@@ -186,7 +192,9 @@ class Model:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(imports=imports_st)
-def test_events_imports_match_the_model(workspace, imports: list[list[File]]) -> None:  # type: ignore[no-untyped-def]
+def test_events_imports_match_the_model(
+    workspace: WorkspaceFactory, imports: list[list[File]]
+) -> None:
     w = workspace({"timezone": "UTC"})
     model = Model()
     n = 0
@@ -215,4 +223,4 @@ def test_events_imports_match_the_model(workspace, imports: list[list[File]]) ->
         con.close()
     assert sorted(events, key=repr) == sorted((tuple(e) for e in model.events.values()), key=repr)
     assert dict(devices) == model.devices
-    assert {u[0]: list(u[1:]) for u in users} == model.users
+    assert {u[0]: Seen(*u[1:]) for u in users} == model.users
