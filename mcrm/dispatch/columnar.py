@@ -32,7 +32,7 @@ tested against `render_targets` on generated users.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -41,9 +41,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from markupsafe import escape
-
-from mcrm.dispatch.core import Shared
+from mcrm.dispatch.core import Shared, html_escape
 
 if TYPE_CHECKING:
     from mcrm.campaigns.model import Campaign, Delivery
@@ -55,8 +53,12 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 _SPACE = re.compile(r"\s")
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # base64.urlsafe_b64encode without its Python wrapper (0.7 µs against 1.05 µs)
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def tokens(
@@ -263,7 +265,7 @@ class Columns:
             shared = None
             if esc:
                 url = urls[i]
-                q = str(escape(url))
+                q = html_escape(url)
                 shared = (self.shared[id(p)], url)
                 p = {
                     k: (v.replace(s, q if esc[k] else url) if k in esc else v)

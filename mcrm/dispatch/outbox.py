@@ -54,7 +54,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
-@dataclass(frozen=True)
+# not frozen: a frozen dataclass's __init__ costs 4.9 µs for these 14 fields, a plain one
+# 0.7 µs (100,000 rows a bulk send); nothing mutates or hashes one
+@dataclass
 class Claimed:
     id: int
     idempotency_key: str
@@ -281,6 +283,24 @@ def settle(
         k: [] for k in ("id", "status", "attempts", "nxt", "code", "detail", "pid", "sent", "ref")
     }
     marks = []
+    results = list(results)
+    if all(r.outcome is Outcome.SENT and r.mark is None for r in results):
+        # the common batch (all accepted), column by column: no per-row branching
+        n = len(results)
+        ids = [claimed[r.outbox_id].id for r in results]
+        cols["id"] = ids
+        cols["status"] = ["sent"] * n
+        cols["attempts"] = [claimed[i].attempts for i in ids]
+        cols["nxt"] = [None] * n
+        cols["code"] = [r.error_code for r in results]
+        cols["detail"] = [r.error_detail for r in results]
+        cols["pid"] = [r.provider_message_id for r in results]
+        cols["sent"] = [True] * n
+        got = addresses or {}
+        cols["ref"] = [address_hash(*got[i]) if i in got else None for i in ids]
+        if n:
+            counts["sent"] = n
+        results = []  # nothing left for the general loop
     for r in results:
         c = claimed[r.outbox_id]
         attempts, nxt = c.attempts, None

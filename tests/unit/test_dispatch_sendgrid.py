@@ -516,3 +516,26 @@ def test_contract_attributes() -> None:
     assert a.url == "https://api.sendgrid.com/v3/mail/send"
     assert a.send([]) == []
     a.close()
+
+
+def test_the_body_is_the_json_of_the_stdlib_encoder() -> None:
+    """The body is encoded with orjson: the same bytes as the standard library's compact,
+    non-ASCII-keeping encoding, for names in other scripts, quotes, backslashes, control
+    characters and the line separators JSON allows raw."""
+    import json
+
+    from mcrm.dispatch.sendgrid import _Msg, _Request
+
+    sg = SendGrid("sg", {"api_key": "SG.x", "from": FROM, "list_id": "news"})
+    odd = ["王伟", 'say "hi"', "back\\slash", "tab\tnl\n\x01\x1f", "\u2028\u2029", "😀 Zoë"]
+    msgs = [
+        _Msg(i, message(i, name=n), f"{n}, hi", f"Hi {n} -mcrm_u0-", f"<p>{n}</p>", {}, {}, True)
+        for i, n in enumerate(odd)
+    ]
+    subs = [{"-mcrm_u0-": unsub_url(i), "-mcrm_t0-": n} for i, n in enumerate(odd)]
+    r = _Request(msgs, "Hi -mcrm_t0- -mcrm_u0-", "<p>-mcrm_t0-</p>", subs)
+    body = sg._body(r, list(range(len(odd))))
+    doc = json.loads(body)
+    assert body == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert [p["substitutions"]["-mcrm_t0-"] for p in doc["personalizations"]] == odd
+    assert [p["subject"] for p in doc["personalizations"]] == [f"{n}, hi" for n in odd]
