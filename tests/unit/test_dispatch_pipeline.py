@@ -1,0 +1,73 @@
+"""The pipelined drain (`Dispatcher._pipelined`): one batch on the wire while the next is
+built, and still the sequential crash bound — when a request goes out, the rows `sending`
+are exactly that request's batch (the next batch, already built, is still `pending`), so a
+process killed at any moment leaves at most one batch `sending`, hence `unknown`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from mcrm.db import open_db
+from mcrm.dispatch import send as send_mod
+from mcrm.dispatch.providers import FileOutbox
+from mcrm.dispatch.send import send
+from tests.cli.test_send_exactly_once import file_ids, make, plan
+from tests.conftest import Cli, WorkspaceFactory
+
+
+def test_at_each_request_only_its_batch_is_sending(
+    workspace: WorkspaceFactory, cli: Cli, monkeypatch: Any
+) -> None:
+    import datetime as dt
+
+    w = make(workspace, 53, batch=5)
+    p = plan(cli, w)
+    seen: list[tuple[int, int, set[str]]] = []  # (batch size, rows sending, their keys)
+    threads: set[str] = set()
+    real = FileOutbox.send
+    dispatcher: list[Any] = []
+    real_init = send_mod.Dispatcher.__init__
+
+    def init(self: Any, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        dispatcher.append(self)
+
+    def probe(self: FileOutbox, batch: Any) -> Any:
+        d = dispatcher[0]
+        with d._db:  # the drain's thread may be looking up the next batch
+            rows = d.con.execute(
+                "SELECT idempotency_key FROM outbox WHERE status = 'sending'"
+            ).fetchall()
+        seen.append((len(batch), len(rows), {r[0] for r in rows}))
+        threads.add(threading.current_thread().name.split("_")[0])
+        assert {m.idempotency_key for m in batch} == {r[0] for r in rows}
+        return real(self, batch)
+
+    monkeypatch.setattr(send_mod.Dispatcher, "__init__", init)
+    monkeypatch.setattr(FileOutbox, "send", probe)
+    now = dt.datetime(2026, 3, 2, 9, 0)
+    got = send(w.ws, "promo", plan_file=p, now=now)
+    assert got.outcomes == {"sent": 53}
+    assert [s[0] for s in seen] == [5] * 10 + [3]
+    assert all(n == size for size, n, _ in seen)
+    assert len(set(file_ids(w))) == 53 == len(file_ids(w))
+    with open_db(w.ws) as con:
+        assert con.execute("SELECT status, count(*) FROM outbox GROUP BY 1").fetchall() == [
+            ("sent", 53)
+        ]
+    assert threads == {"mcrm-send"}  # the requests went out from the sender thread
+
+
+def test_the_sequential_drain_sends_the_same(
+    workspace: WorkspaceFactory, cli: Cli, monkeypatch: Any
+) -> None:
+    """PIPELINE off (what `limit` and paced lanes use): the same file, the same outbox."""
+    import datetime as dt
+
+    monkeypatch.setattr(send_mod, "PIPELINE", False)
+    w = make(workspace, 23, batch=4)
+    p = plan(cli, w)
+    got = send(w.ws, "promo", plan_file=p, now=dt.datetime(2026, 3, 2, 9, 0))
+    assert got.outcomes == {"sent": 23}
+    assert len(set(file_ids(w))) == 23 == len(file_ids(w))
