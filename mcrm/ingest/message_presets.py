@@ -179,7 +179,10 @@ def _finish_parts(
     invalid: dict[str, str] | None,
     invalid_where: str,
     rejected_before: int,
+    consent_table: str | None = None,
 ) -> Parts:
+    """The three parts from `prep` (consents from `consent_table` when given, dropped too),
+    each limited to the records that passed as message events."""
     src = _by_line(src)
     staged = stager.finish(KINDS["message-events"], prep, events, {}, opts, src)
     staged.rows_read += rejected_before
@@ -188,7 +191,13 @@ def _finish_parts(
     parts: Parts = [(KINDS["message-events"], staged)]
     if consents is not None:
         c = stager.finish(
-            KINDS["consents"], prep, consents, {}, opts, src, f"{passed} AND ({consent_where})"
+            KINDS["consents"],
+            consent_table or prep,
+            consents,
+            {},
+            opts,
+            src,
+            f"{passed} AND ({consent_where})",
         )
         parts.append((KINDS["consents"], c))
     if invalid is not None:
@@ -196,7 +205,7 @@ def _finish_parts(
             INVALID, prep, invalid, {}, opts, src, f"{passed} AND ({invalid_where})"
         )
         parts.append((INVALID, inv))
-    _drop(stager, prep)
+    _drop(stager, prep, *([consent_table] if consent_table else []))
     return parts
 
 
@@ -413,51 +422,42 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         # a callback imported before (from another log of it) already revoked
         "|| p._status NOT IN (SELECT event_id FROM message_events)"
     )
-    src = _by_line(src)
-    staged = stager.finish(KINDS["message-events"], prep, events, {}, opts, src)
-    staged.rows_read += bad + missing
-    staged.rejected += bad + missing
-    passed = f"_line IN (SELECT _line FROM {staged.table})"
+    consents = {
+        "user_id": "_uid",
+        "channel": "'sms'",
+        "purpose": "_purpose",
+        "granted": "'false'",
+        "timestamp": "_ts",
+        "source": f"'twilio:{TWILIO_STOP}'",
+    }
+    inv = {
+        "channel": "'sms'",
+        "address": "_address",
+        "address_hash": "CASE WHEN _address IS NULL THEN _ref END",
+        "lane": "_lane",
+        "reason": "_inv_reason",
+        "source_code": "'twilio:' || _err",
+        "timestamp": "_ts",
+    }
+    parts = _finish_parts(
+        stager,
+        src,
+        opts,
+        prep,
+        events,
+        consents,
+        "TRUE",
+        inv,
+        "_inv_reason IS NOT NULL AND (_address IS NOT NULL OR _ref IS NOT NULL)",
+        bad + missing,
+        consent_table=f"{prep}_stop",
+    )
     if stops_unlinked:
-        staged.warnings.append(
+        parts[0][1].warnings.append(
             f"{stops_unlinked} STOP opt-out(s) (error 21610) name no known message or number: "
             "no consent recorded for them"
         )
-    consents = stager.finish(
-        KINDS["consents"],
-        f"{prep}_stop",
-        {
-            "user_id": "_uid",
-            "channel": "'sms'",
-            "purpose": "_purpose",
-            "granted": "'false'",
-            "timestamp": "_ts",
-            "source": f"'twilio:{TWILIO_STOP}'",
-        },
-        {},
-        opts,
-        src,
-        passed,
-    )
-    inv = stager.finish(
-        INVALID,
-        prep,
-        {
-            "channel": "'sms'",
-            "address": "_address",
-            "address_hash": "CASE WHEN _address IS NULL THEN _ref END",
-            "lane": "_lane",
-            "reason": "_inv_reason",
-            "source_code": "'twilio:' || _err",
-            "timestamp": "_ts",
-        },
-        {},
-        opts,
-        src,
-        f"{passed} AND _inv_reason IS NOT NULL AND (_address IS NOT NULL OR _ref IS NOT NULL)",
-    )
-    _drop(stager, prep, f"{prep}_stop")
-    return [(KINDS["message-events"], staged), (KINDS["consents"], consents), (INVALID, inv)]
+    return parts
 
 
 # ---------------------------------------------------------------------------------------------
