@@ -432,19 +432,14 @@ def _touch_users(con: duckdb.DuckDBPyConnection, agg_sql: str) -> None:
 
     `agg_sql` yields one row per `_uid` with first_ts, last_ts, email and current device
     fields (os, os_version, app_version, device_model; NULL where unknown)."""
-    insert = f"""INSERT INTO users (user_id, email, os, os_version, app_version, device_model,
-            first_seen, last_seen, created_at, updated_at)
-        SELECT _uid, email, os, os_version, app_version, device_model, first_ts, last_ts,
-            {_now_sql()}, {_now_sql()} FROM {{src}} t"""
-    if not L._one(con, "SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)"):
-        # no users yet (a first import): every row is new, nothing to widen, no temp table
-        con.execute(insert.format(src=f"({agg_sql})"))
-        return
     con.execute("DROP TABLE IF EXISTS _tu")
     con.execute(f"CREATE TEMP TABLE _tu AS {agg_sql}")
     con.execute(
-        insert.format(src="_tu")
-        + " WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t._uid)"
+        f"""INSERT INTO users (user_id, email, os, os_version, app_version, device_model,
+            first_seen, last_seen, created_at, updated_at)
+        SELECT _uid, email, os, os_version, app_version, device_model, first_ts, last_ts,
+            {_now_sql()}, {_now_sql()} FROM _tu t
+        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t._uid)"""
     )
     con.execute(
         """UPDATE users SET
