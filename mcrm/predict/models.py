@@ -43,6 +43,9 @@ MIN_REPEATERS = 5
 LOG_BOUND = 25.0
 """|log parameter| allowed: a fit ending beyond e^±25 has run off (the data do not identify
 it)."""
+HOMOGENEOUS_LOG_A = 5.0
+"""With b at the bound, log a above this (a > 148: the drop-out probability's spread is under a
+tenth of its mean) is the homogeneous drop-out limit, not a runaway."""
 A_SINGULAR = 1e-4
 """|a - 1| below this makes E[X(t)] and E[Y(t)] numerically singular."""
 
@@ -90,7 +93,10 @@ def _maximise(
     neg_ll: Any,
     n_params: int,
     names: tuple[str, ...],
+    limit_ok: Any = None,
 ) -> tuple[Array, float]:
+    """Maximise over log parameters. `limit_ok(theta, at_bound)` may accept a fit with some
+    parameters at the bound where that bound is a known limit of the model."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * n_params
     with np.errstate(all="ignore"):
         res = minimize(
@@ -105,7 +111,7 @@ def _maximise(
     if not np.isfinite(res.fun) or not np.isfinite(theta).all():
         raise ModelError(f"{name} fit failed: the likelihood is not finite at the optimum")
     at_bound = [n for n, t in zip(names, theta, strict=True) if abs(t) > LOG_BOUND - 1e-3]
-    if at_bound:
+    if at_bound and not (limit_ok is not None and limit_ok(theta, at_bound)):
         raise ModelError(
             f"{name} fit did not converge: parameter {', '.join(at_bound)} ran off to "
             f"{'0' if theta[names.index(at_bound[0])] < 0 else 'infinity'} "
@@ -114,7 +120,10 @@ def _maximise(
     if not res.success:
         # L-BFGS-B's line search can give up a hair from the optimum; accept only when the
         # gradient there is negligible
-        grad = np.asarray(res.jac, dtype=np.float64)
+        grad = np.asarray(res.jac, dtype=np.float64).copy()
+        # at a bound only the gradient pointing inwards counts (the KKT condition)
+        grad[(theta > LOG_BOUND - 1e-3) & (grad < 0)] = 0.0
+        grad[(theta < -LOG_BOUND + 1e-3) & (grad > 0)] = 0.0
         if not (np.isfinite(grad).all() and np.abs(grad).max() < 1e-3):
             msg = res.message if isinstance(res.message, str) else str(res.message)
             raise ModelError(f"{name} fit did not converge: {msg.lower()}")
@@ -125,13 +134,34 @@ def _maximise(
 # BG/NBD
 
 
+def _ln_beta_ratio(a: float, b: float, x: Array) -> tuple[Array, Array, Array]:
+    """ln B(a, b+x) / B(a, b) and its derivatives in a and b.
+
+    For whole x (frequencies always are) it is Σ_{j<x} ln(1 - a/(a+b+j)), summed once per j
+    up to max x: exact where the gammaln form cancels catastrophically. With a + b near 1e11
+    (drop-out alike for everyone, where the fit runs along a ridge of constant a/(a+b)) each
+    gammaln is about 1e12 and their difference keeps only three digits; the sum keeps all."""
+    if x.size and np.all(x == np.round(x)) and x.max() < 1e6:
+        j = np.arange(int(x.max()), dtype=np.float64)
+        idx = x.astype(np.int64)
+        zero = np.zeros(1)
+        ln = np.concatenate([zero, np.cumsum(np.log1p(-a / (a + b + j)))])[idx]
+        da = np.concatenate([zero, np.cumsum(-1.0 / (a + b + j))])[idx]
+        db = np.concatenate([zero, np.cumsum(a / ((b + j) * (a + b + j)))])[idx]
+        return ln, da, db
+    ln = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    da = digamma(a + b) - digamma(a + b + x)
+    db = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
+    return _arr(ln), _arr(da), _arr(db)
+
+
 def bgnbd_loglik(params: ArrayLike, g: Grouped) -> tuple[float, Array]:
     """Log-likelihood (FHL 2005 eq. 6) and its gradient in (r, alpha, a, b)."""
     r, al, a, b = _arr(params)
     x, tx, T, w = g.x, g.tx, g.T, g.w
     rep = x > 0
     ln_a1 = gammaln(r + x) - gammaln(r) + r * math.log(al)
-    ln_a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    ln_a2, d_a2_a, d_a2_b = _ln_beta_ratio(a, b, x)
     ln_a3 = -(r + x) * np.log(al + T)
     bx1 = np.where(rep, b + x - 1, 1.0)
     ln_a4 = np.where(rep, math.log(a) - np.log(bx1) - (r + x) * np.log(al + tx), -np.inf)
@@ -142,8 +172,8 @@ def bgnbd_loglik(params: ArrayLike, g: Grouped) -> tuple[float, Array]:
     l_t, l_tx = np.log(al + T), np.log(al + tx)
     d_r = digamma(r + x) - digamma(r) + math.log(al) - (w3 * l_t + w4 * l_tx)
     d_al = r / al - (r + x) * (w3 / (al + T) + w4 / (al + tx))
-    d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
-    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / bx1
+    d_a = d_a2_a + w4 / a
+    d_b = d_a2_b - w4 / bx1
     grad = np.array([np.sum(w * d) for d in (d_r, d_al, d_a, d_b)])
     return ll, grad
 
@@ -243,7 +273,13 @@ def fit_bgnbd(
         ll, grad = bgnbd_loglik(p, g)
         return -ll, -grad * p
 
-    p, ll = _maximise("BG/NBD", neg, 4, ("r", "alpha", "a", "b"))
+    def homogeneous(theta: Array, at_bound: list[str]) -> bool:
+        # b at the upper bound with a large too: the drop-out probabilities' beta has
+        # collapsed towards a point mass at a/(a+b); the likelihood still rises along that
+        # ridge, and the predictions depend on a and b only through the ratio (run.py warns)
+        return at_bound == ["b"] and theta[3] > 0 and theta[2] > HOMOGENEOUS_LOG_A
+
+    p, ll = _maximise("BG/NBD", neg, 4, ("r", "alpha", "a", "b"), homogeneous)
     return BgNbd(float(p[0]), float(p[1]), float(p[2]), float(p[3]), ll, n)
 
 

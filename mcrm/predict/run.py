@@ -42,6 +42,9 @@ RHO_WARN = 0.3
 NO_DROPOUT = 1e-3
 """Mean drop-out probability a/(a+b) below which the fit is reported as the no-drop-out
 limit (a -> 0, b -> infinity: the likelihood keeps rising towards the NBD model)."""
+HOMOGENEOUS = 1e4
+"""a + b above which the drop-out probabilities' beta is reported as a point mass (the fit
+follows a ridge of constant a/(a+b) towards it)."""
 NO_RUN = "no CLV predictions yet: run `mcrm predict clv`"
 
 COLUMNS = [
@@ -149,6 +152,13 @@ def fit_and_predict(
             f"drop-out probability of {dropout:.1g} per repeat purchase); the fit is at the "
             "no-drop-out limit, so P(alive) is about 1 for everyone and expected purchases are "
             "those of the plain NBD model"
+        )
+    elif bg.a + bg.b > HOMOGENEOUS:
+        warnings.append(
+            f"bg/nbd: customers seem to drop out alike (a = {bg.a:.3g}, b = {bg.b:.3g}: a "
+            f"drop-out probability of {dropout:.3g} per repeat purchase, with almost no spread "
+            "between customers); a and b are known only through a/(a+b) there, which is what "
+            "the predictions use"
         )
     spend = M.spend_inputs(x, z)
     if spend.dropped:
