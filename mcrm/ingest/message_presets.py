@@ -40,7 +40,15 @@ from mcrm.errors import DataError
 from mcrm.ingest import load as L
 from mcrm.ingest.kinds import KINDS, Col, Kind
 from mcrm.ingest.presets import Preset, register
-from mcrm.ingest.readers import ReadOptions, Source, Staged, Stager, _lit, csv_header
+from mcrm.ingest.readers import (
+    ReadOptions,
+    Source,
+    Staged,
+    Stager,
+    _lit,
+    csv_header,
+    ts_expr,
+)
 from mcrm.ingest.run import LoadContext
 from mcrm.ingest.vendors import (
     _add_line,
@@ -86,6 +94,9 @@ SENDGRID_TYPES = {
     "group_unsubscribe": "unsubscribed",
     "group_resubscribe": "resubscribed",
 }
+# documented Event Webhook events that are about the SendGrid account, not a message: skipped
+# with a warning naming their `type` (a compliance action on the account), never rejected
+SENDGRID_ACCOUNT_EVENTS = ("account_status_change",)
 TWILIO_TYPES = {
     "accepted": "processed",
     "scheduled": "processed",
@@ -93,11 +104,16 @@ TWILIO_TYPES = {
     "sending": "processed",
     "sent": "processed",
     "delivered": "delivered",
+    # some of the message's parts (segments, media) confirmed delivered: it reached the phone
+    "partially_delivered": "delivered",
     "undelivered": "failed",
     "failed": "failed",
     "read": "opened",
     "canceled": "dropped",
 }
+# documented statuses of an inbound message (a log shared with the incoming-message webhook):
+# not about a message sent, so skipped with a warning, never rejected
+TWILIO_INBOUND = ("receiving", "received")
 # Twilio error codes that say the number is dead (registry reason)
 TWILIO_INVALID = {
     "21211": "malformed",
@@ -213,20 +229,132 @@ def _finish_parts(
 # SendGrid Event Webhook: a JSON array of events per POST (or JSON lines of events)
 
 
+def _lines_are_records(stager: Stager, lines: str) -> bool:
+    """Whether a `.json` file is read line by line: its first line is JSON by itself, or some
+    line is a whole JSON array (a log of request bodies whose first line is broken). Else it
+    is one array document (pretty-printed: its lines are fragments, `[`, `{...},`)."""
+    row = stager.con.execute(
+        f"SELECT json_valid(j) FROM {lines} WHERE j IS NOT NULL AND trim(j) <> '' "
+        "ORDER BY rowid LIMIT 1"
+    ).fetchall()
+    if row and row[0][0]:
+        return True
+    arrays = L._one(
+        stager.con,
+        f"SELECT count(*) FROM {lines} WHERE CASE WHEN json_valid(j) "
+        "THEN json_type(CAST(j AS JSON)) = 'ARRAY' ELSE false END",
+    )
+    return arrays > 0
+
+
+def _sendgrid_source(stager: Stager, src: Source) -> tuple[str, int]:
+    """SendGrid events as a table (j, _ok, _line, _elem), in file order.
+
+    Three layouts: JSON lines of events; JSON lines of arrays of events (a log of the webhook's
+    raw request bodies: SendGrid POSTs an array per request); one JSON array (`.json`, possibly
+    pretty-printed). A line is read as JSON on its own unless the file is one array document
+    (`_lines_are_records`; decided before reading, as a failed read aborts the import's
+    transaction). `_line` is the physical line (for one array document: the element's number),
+    `_elem` the 1-based element in its line's array (NULL for a line holding one object).
+    Broken lines, lines that are neither an object nor an array, and elements that are not
+    objects are rejected here with their line (and element); the other elements are kept."""
+    if src.fmt == "parquet":
+        table, bad = _json_source(stager, src)
+        stager.con.execute(f"ALTER TABLE {table} ADD COLUMN _elem BIGINT")
+        return table, bad
+    con = stager.con
+    lines = stager.read_lines(src)
+    if src.fmt == "json" and not _lines_are_records(stager, lines):
+        _drop(stager, lines)
+        arr = stager.read_json_array(src)
+        base = stager.base_rowid(arr)
+        table = stager._name("sgj")
+        con.execute(
+            f"""CREATE TEMP TABLE {table} AS SELECT j, json_type(CAST(j AS JSON)) = 'OBJECT'
+                AS _ok, rowid - {base} + 1 AS _line, rowid - {base} + 1 AS _elem
+            FROM {arr} ORDER BY rowid"""
+        )
+        _drop(stager, arr)
+        return table, _structural_rejects(stager, src, table)
+    base = stager.base_rowid(lines)
+    table = stager._name("sgj")
+    con.execute(
+        f"""CREATE TEMP TABLE {table} AS
+        WITH k AS (
+            SELECT rowid - {base} + 1 AS _line, j,
+                CASE WHEN json_valid(j) THEN json_type(CAST(j AS JSON)) END AS _t
+            FROM {lines} WHERE j IS NOT NULL AND trim(j) <> ''),
+        e AS (
+            SELECT _line, unnest(CAST(a AS JSON[])) AS e,
+                unnest(generate_series(1, CAST(json_array_length(a) AS BIGINT))) AS _elem
+            -- CASE, not the WHERE alone: a filter does not guard a cast from broken lines
+            FROM (SELECT _line, CASE WHEN _t = 'ARRAY' THEN CAST(j AS JSON) END AS a FROM k
+                  WHERE _t = 'ARRAY'))
+        SELECT j, coalesce(_t = 'OBJECT', false) AS _ok, _line, NULL::BIGINT AS _elem,
+            _t IS NULL AS _broken
+        FROM k WHERE _t IS DISTINCT FROM 'ARRAY'
+        UNION ALL
+        SELECT CAST(e AS VARCHAR), json_type(e) = 'OBJECT', _line, _elem, false FROM e
+        ORDER BY _line, _elem NULLS FIRST"""
+    )
+    _drop(stager, lines)
+    return table, _structural_rejects(stager, src, table)
+
+
+def _structural_rejects(stager: Stager, src: Source, table: str) -> int:
+    """Reject the rows of a `_sendgrid_source` table that are not JSON objects."""
+    has_broken = stager._has_column(table, "_broken")
+    broken = "_broken" if has_broken else "false"
+    where = (
+        "'line ' || _line || CASE WHEN _elem IS NOT NULL THEN ', element ' || _elem ELSE '' END"
+        if has_broken
+        else "'element ' || _elem"
+    )
+    bad = L._one(stager.con, f"SELECT count(*) FROM {table} WHERE NOT _ok")
+    if bad:
+        stager.con.execute(
+            f"""INSERT INTO import_rejects SELECT {stager.import_id}, {_lit(src.display)}, _line,
+            NULL, CASE WHEN {broken} THEN 'invalid JSON' WHEN _elem IS NULL
+                THEN 'not a JSON object or array of objects' ELSE 'not a JSON object' END
+              || ' (' || {where} || ')', left(j, 2000)
+            FROM {table} WHERE NOT _ok ORDER BY _line, _elem"""
+        )
+    if has_broken:
+        stager.con.execute(f"ALTER TABLE {table} DROP COLUMN _broken")
+    return bad
+
+
 def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
-    raw, bad = _json_source(stager, src)
+    raw, bad = _sendgrid_source(stager, src)
     j = "j"
     event = f"lower({_blank(_js(j, 'event'))})"
     kinds = ", ".join(_lit(k) for k in SENDGRID_TYPES)
+    account = ", ".join(_lit(k) for k in SENDGRID_ACCOUNT_EVENTS)
+    ts_raw = _blank(_js(j, "timestamp"))
+    ts_iso = _epoch(_js(j, "timestamp"), "s|ms")
+    # what `finish` would reject, checked here so that the reject names the element too
+    ts = ts_expr(ts_iso, None).replace("$zone", _lit(stager.zone))
     reason = (
-        f"CASE WHEN {event} IS NULL THEN 'type: the event has no \"event\" name' "
+        f"CASE WHEN {event} IN ({account}) THEN NULL "
+        f"WHEN {event} IS NULL THEN 'type: the event has no \"event\" name' "
         f"WHEN {event} NOT IN ({kinds}) THEN 'type: unknown SendGrid event ''' || "
-        f"left({_js(j, 'event')}, 40) || ''' (expected one of {', '.join(SENDGRID_TYPES)})' "
-        f"WHEN {_blank(_js(j, 'timestamp'))} IS NULL THEN 'timestamp: the event has no timestamp' "
+        f"left({_js(j, 'event')}, 40) || ''' (expected one of "
+        f"{', '.join([*SENDGRID_TYPES, *SENDGRID_ACCOUNT_EVENTS])})' "
+        f"WHEN {ts_raw} IS NULL THEN 'timestamp: the event has no timestamp' "
+        f"WHEN ({ts}) IS NULL THEN 'timestamp: cannot read ''' || left({ts_raw}, 60) || "
+        "''' as a timestamp' "
+        f"WHEN ({ts}) > CAST({_lit(stager.now)} AS TIMESTAMP) + INTERVAL 1 DAY THEN "
+        f"'timestamp: ' || strftime(({ts}), '%Y-%m-%dT%H:%M:%SZ') || "
+        "' is more than a day in the future (device clock?)' "
         f"WHEN {_blank(_js(j, 'email'))} IS NULL AND {_blank(_js(j, 'mcrm_id'))} IS NULL "
         "THEN 'email: the event names no recipient' END"
+        " || CASE WHEN _elem IS NOT NULL THEN ' (element ' || _elem || ')' ELSE '' END"
     )
-    missing = _prereject(stager, src, raw, reason, "_ok", "NULL")
+    missing = _prereject(stager, _by_line(src), raw, reason, "_ok", "NULL")
+    skipped = stager.con.execute(
+        f"SELECT coalesce({_blank(_js(j, 'type'))}, '?') AS t, count(*) FROM {raw} "
+        f"WHERE _ok AND {event} IN ({account}) GROUP BY t ORDER BY t"
+    ).fetchall()
     bounce_type = f"lower(coalesce({_blank(_js(j, 'type'))}, 'bounce'))"
     dropped_reason = _blank(_js(j, "reason"))
     invalid = (
@@ -236,7 +364,10 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
     url = _blank(_js(j, "url"))
     prep = stager._name("sgp")
     stager.con.execute(
-        f"""CREATE TEMP TABLE {prep} AS SELECT _line,
+        # `_line` is the record's number: the key of `_link` and `_finish_parts` (a line of the
+        # file may hold several events); every reject that names a line was made above
+        f"""CREATE TEMP TABLE {prep} AS SELECT row_number() OVER (ORDER BY _line, _elem)
+                AS _line,
             {_blank(_js(j, "sg_event_id"))} AS _event_id,
             {_blank(_js(j, "sg_message_id"))} AS _message_id,
             {_blank(_js(j, "mcrm_id"))} AS _mcrm_id,
@@ -267,7 +398,8 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
                 ],
             )
         } AS _props
-        FROM {raw} WHERE _ok AND _miss IS NULL ORDER BY _line"""
+        FROM {raw} WHERE _ok AND _miss IS NULL AND {event} NOT IN ({account})
+        ORDER BY _line, _elem"""
     )
     _drop(stager, raw)
     _link(
@@ -309,7 +441,7 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "source_code": "'sendgrid:' || _event",
         "timestamp": "_ts",
     }
-    return _finish_parts(
+    parts = _finish_parts(
         stager,
         src,
         opts,
@@ -323,6 +455,13 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "_invalid AND (_address IS NOT NULL OR _ref IS NOT NULL)",
         bad + missing,
     )
+    if skipped:
+        kinds_seen = ", ".join(f"{t} x{n}" for t, n in skipped)
+        parts[0][1].warnings.append(
+            f"{sum(n for _, n in skipped)} account_status_change event(s) skipped, not counted "
+            f"(SendGrid's notices about the account, not about a message): {kinds_seen}"
+        )
+    return parts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,20 +497,25 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
     rfc = f"strftime(try_strptime({updated}, '%a, %d %b %Y %H:%M:%S %z'), '%Y-%m-%d %H:%M:%S%z')"
     ts = f"coalesce({_epoch(when, 's|ms')}, {rfc}, {updated})"
     kinds = ", ".join(_lit(k) for k in TWILIO_TYPES)
+    inbound = ", ".join(_lit(k) for k in TWILIO_INBOUND)
     err = _blank(c("ErrorCode"))
     reason = (
         f"CASE WHEN {sid} IS NULL THEN 'message_id: MessageSid is empty' "
         f"WHEN {status} IS NULL THEN 'type: MessageStatus is empty' "
-        f"WHEN {status} IN ('receiving', 'received') THEN 'type: an inbound message, not a "
-        "status callback of one sent' "
+        f"WHEN {status} IN ({inbound}) THEN NULL "
         f"WHEN {status} NOT IN ({kinds}) THEN 'type: unknown Twilio MessageStatus ''' || "
-        f"left({status}, 40) || '''' "
+        f"left({status}, 40) || ''' (expected one of "
+        f"{', '.join([*TWILIO_TYPES, *TWILIO_INBOUND])})' "
         f"WHEN {ts} IS NULL THEN 'timestamp: the callback has no time (timestamp column)' "
         f"WHEN {err} IS NOT NULL AND NOT regexp_full_match({err}, '[0-9]+') "
         f"THEN 'properties: ErrorCode ''' || left({err}, 20) || ''' is not a number' END"
     )
     where = "TRUE" if src.fmt in ("csv", "tsv") else "_ok"
     missing = _prereject(stager, src, raw, reason, where, "NULL")
+    inbound_n = L._one(
+        stager.con,
+        f"SELECT count(*) FROM {raw} WHERE {where} AND _miss IS NULL AND {status} IN ({inbound})",
+    )
     inv_case = _case(err, TWILIO_INVALID)
     prep = stager._name("twp")
     to = _blank(c("To"))
@@ -392,7 +536,8 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
                 ],
             )
         } AS _props
-        FROM {raw} WHERE {where} AND _miss IS NULL ORDER BY _line"""
+        FROM {raw} WHERE {where} AND _miss IS NULL AND {status} NOT IN ({inbound})
+        ORDER BY _line"""
     )
     _drop(stager, raw)
     _link(stager, prep, "sms", "o.provider_message_id = p._sid")
@@ -452,6 +597,11 @@ def stage_twilio(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         bad + missing,
         consent_table=f"{prep}_stop",
     )
+    if inbound_n:
+        parts[0][1].warnings.append(
+            f"{inbound_n} inbound message(s) (MessageStatus receiving/received) skipped, not "
+            "counted: not status callbacks of a message sent"
+        )
     if stops_unlinked:
         parts[0][1].warnings.append(
             f"{stops_unlinked} STOP opt-out(s) (error 21610) name no known message or number: "

@@ -248,11 +248,13 @@ def test_twilio_callbacks_csv(ws: WS, importer: Importer, query: Query) -> None:
     name = copy(ws, "twilio_callbacks.csv")
     r = importer(ws, "message-events", [name], preset="twilio", now=NOW)
     assert summary(r) == {
-        "message-events": (14, 8, 0, 6),
+        "message-events": (13, 8, 0, 5),
         "consents": (0, 0, 0, 0),
         "invalid-addresses": (2, 2, 0, 0),
     }
     assert any("STOP" in w for f in r.files for w in f.warnings)
+    # line 13 is an inbound message (the receiver logs both webhooks): skipped, not rejected
+    assert any("1 inbound message(s)" in w for f in r.files for w in f.warnings)
     got: dict[str, str] = dict(
         query(
             ws,
@@ -287,7 +289,6 @@ def test_twilio_callbacks_csv(ws: WS, importer: Importer, query: Query) -> None:
         (10, "type"),
         (11, "timestamp"),
         (12, "message_id"),
-        (13, "type"),
         (14, "properties"),
         (15, "MessagingServiceSid"),
     ]
@@ -444,3 +445,204 @@ def test_presets_are_for_message_events(ws: WS, importer: Importer) -> None:
     copy(ws, "sendgrid_events.json")
     with pytest.raises(UsageError, match="preset sendgrid imports message-events"):
         importer(ws, "events", ["sendgrid_events.json"], preset="sendgrid", now=NOW)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every documented value; the layouts of a SendGrid webhook log
+
+
+def sg(event: str, n: int, **extra: Any) -> dict[str, Any]:
+    """A SendGrid event at 2025-11-15 10:00 UTC + n s."""
+    return {
+        "email": f"p{n}@example.com",
+        "timestamp": 1763200800 + n,
+        "event": event,
+        "sg_event_id": f"ev-{n}",
+        "sg_message_id": f"MSG{n}.filter",
+        **extra,
+    }
+
+
+def test_sendgrid_every_documented_event_is_accepted(
+    ws: WS, importer: Importer, query: Query
+) -> None:
+    """The Event Webhook reference's events: delivery (processed, dropped, delivered, deferred,
+    bounce incl. type blocked), engagement (open, click, spamreport, unsubscribe,
+    group_unsubscribe, group_resubscribe) and account (account_status_change)."""
+    from mcrm.ingest.message_presets import SENDGRID_ACCOUNT_EVENTS, SENDGRID_TYPES
+
+    documented = [
+        "processed",
+        "dropped",
+        "delivered",
+        "deferred",
+        "bounce",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    ]
+    assert sorted(SENDGRID_TYPES) == sorted(documented)
+    assert SENDGRID_ACCOUNT_EVENTS == ("account_status_change",)
+    events = [sg(e, i) for i, e in enumerate(documented)]
+    events.append(sg("bounce", 20, type="blocked"))
+    # an account event names no recipient and no message: its `type` says what happened
+    events.append(
+        {"event": "account_status_change", "type": "compliance_suspend", "timestamp": 1763200900}
+    )
+    events.append({"event": "ACCOUNT_STATUS_CHANGE", "type": "compliance_reactivate"})
+    ws.write("all.jsonl", "".join(json.dumps(e) + "\n" for e in events))
+    r = importer(ws, "message-events", ["all.jsonl"], preset="sendgrid", now=NOW)
+    assert summary(r)["message-events"] == (12, 12, 0, 0)
+    assert rejects(ws, query) == []
+    warnings = [w for f in r.files for w in f.warnings]
+    assert any(
+        "2 account_status_change event(s) skipped" in w
+        and "compliance_reactivate x1, compliance_suspend x1" in w
+        for w in warnings
+    ), warnings
+    types = query(
+        ws,
+        "SELECT json_extract_string(properties, '$.vendor_event'), type, count(*) "
+        "FROM message_events GROUP BY ALL ORDER BY 1, 2",
+    )
+    assert types == [
+        ("bounce", "bounced", 2),
+        ("click", "clicked", 1),
+        ("deferred", "deferred", 1),
+        ("delivered", "delivered", 1),
+        ("dropped", "dropped", 1),
+        ("group_resubscribe", "resubscribed", 1),
+        ("group_unsubscribe", "unsubscribed", 1),
+        ("open", "opened", 1),
+        ("processed", "sent", 1),
+        ("spamreport", "spam_report", 1),
+        ("unsubscribe", "unsubscribed", 1),
+    ]
+
+
+def test_sendgrid_unknown_event_names_the_documented_ones(
+    ws: WS, importer: Importer, query: Query
+) -> None:
+    ws.write("x.jsonl", json.dumps(sg("bounced", 1)) + "\n")
+    r = importer(ws, "message-events", ["x.jsonl"], preset="sendgrid", now=NOW)
+    assert summary(r)["message-events"] == (1, 0, 0, 1)
+    ((line, col, reason, _raw),) = rejects(ws, query)
+    assert (line, col) == (1, "type")
+    assert "unknown SendGrid event 'bounced'" in reason
+    assert "group_resubscribe, account_status_change)" in reason
+
+
+def test_twilio_every_documented_status_is_accepted(
+    ws: WS, importer: Importer, query: Query
+) -> None:
+    """Twilio's MessageStatus values (Message resource): outbound ones map to a type, the
+    inbound ones (receiving, received) are skipped with a warning; none is rejected."""
+    from mcrm.ingest.message_presets import TWILIO_INBOUND, TWILIO_TYPES
+
+    documented = (
+        "queued sending sent failed delivered undelivered receiving received accepted "
+        "scheduled read partially_delivered canceled"
+    ).split()
+    assert sorted([*TWILIO_TYPES, *TWILIO_INBOUND]) == sorted(documented)
+    rows = [
+        {
+            "timestamp": 1763200800 + i,
+            "MessageSid": f"SM{i:032d}",
+            "MessageStatus": s,
+            "To": "+420601111111",
+        }
+        for i, s in enumerate(documented)
+    ]
+    ws.write("cb.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    r = importer(ws, "message-events", ["cb.jsonl"], preset="twilio", now=NOW)
+    assert summary(r)["message-events"] == (11, 11, 0, 0)
+    assert rejects(ws, query) == []
+    assert any("2 inbound message(s)" in w for f in r.files for w in f.warnings)
+    got: dict[str, str] = dict(
+        query(
+            ws,
+            "SELECT json_extract_string(properties, '$.vendor_event'), type FROM message_events",
+        )
+    )
+    assert got == {
+        "accepted": "processed",
+        "scheduled": "processed",
+        "queued": "processed",
+        "sending": "processed",
+        "sent": "sent",  # no outbox row: another tool's SMS
+        "delivered": "delivered",
+        "partially_delivered": "delivered",
+        "undelivered": "failed",
+        "failed": "failed",
+        "read": "opened",
+        "canceled": "dropped",
+    }
+
+
+def test_sendgrid_lines_of_arrays(ws: WS, importer: Importer, query: Query) -> None:
+    """A log of the webhook's request bodies: one JSON array of events per line. Each bad line
+    or element is rejected at its line (with the element), the rest of its array is kept."""
+    lines = [
+        json.dumps([sg("delivered", 1), sg("open", 2)]),
+        json.dumps([sg("unsubscribe", 3), 5, sg("opne", 4), sg("click", 5, timestamp="soon")]),
+        '[{"event": "delivered", "email": "x@example.com"',  # cut off
+        json.dumps(sg("delivered", 6)),  # a line holding one object is fine too
+        '"just a string"',
+        "[]",
+        "",
+        json.dumps([sg("spamreport", 7), sg("delivered", 8, timestamp=1763200800 + 10**8)]),
+    ]
+    for name in ("log.json", "log.jsonl"):
+        w = ws.root / name
+        w.write_text("\n".join(lines) + "\n")
+    r = importer(ws, "message-events", ["log.json"], preset="sendgrid", now=NOW)
+    # 11 records (elements, or lines that are not an array) read: 5 kept, 6 rejected
+    assert summary(r)["message-events"] == (11, 5, 0, 6)
+    got = [(g[0], g[1], g[2]) for g in rejects(ws, query)]
+    assert got == [
+        (2, None, "not a JSON object (line 2, element 2)"),
+        (2, "type", got[1][2]),
+        (2, "timestamp", "timestamp: cannot read 'soon' as a timestamp (element 4)"),
+        (3, None, "invalid JSON (line 3)"),
+        (5, None, "not a JSON object or array of objects (line 5)"),
+        (8, "timestamp", got[5][2]),
+    ]
+    assert got[1][2].startswith("type: unknown SendGrid event 'opne'")
+    assert got[1][2].endswith("(element 3)")
+    assert "more than a day in the future" in got[5][2] and got[5][2].endswith("(element 2)")
+    assert sorted(r[0] for r in query(ws, "SELECT event_id FROM message_events")) == [
+        "ev-1",
+        "ev-2",
+        "ev-3",
+        "ev-6",
+        "ev-7",
+    ]
+    # only the events that passed have side effects: the unsubscribe and the spam report
+    assert sorted(r[0] for r in query(ws, "SELECT source FROM consents")) == [
+        "sendgrid:spamreport",
+        "sendgrid:unsubscribe",
+    ]
+    # the same file as .jsonl: the same events (all duplicates now), the same rejects
+    again = importer(ws, "message-events", ["log.jsonl"], preset="sendgrid", now=NOW)
+    assert summary(again)["message-events"] == (11, 0, 5, 6)
+    # reasons name no address; `raw` keeps the rejected line or element as it was (to fix it)
+    assert not [g for g in rejects(ws, query) if "@" in g[2]]
+    raws = [g[3] for g in rejects(ws, query) if g[0] == 3]
+    assert raws == [lines[2], lines[2]]
+
+
+def test_sendgrid_json_layouts(ws: WS, importer: Importer, query: Query) -> None:
+    """A `.json` log of arrays whose first line is broken is still read line by line; a
+    pretty-printed array that does not parse is an error naming the file."""
+    from mcrm.errors import DataError
+
+    ws.write("cut.json", '[{"event": "open"\n' + json.dumps([sg("delivered", 1)]) + "\n")
+    r = importer(ws, "message-events", ["cut.json"], preset="sendgrid", now=NOW)
+    assert summary(r)["message-events"] == (2, 1, 0, 1)
+    assert [(g[0], g[2]) for g in rejects(ws, query)] == [(1, "invalid JSON (line 1)")]
+    ws.write("pretty.json", "[\n  " + json.dumps(sg("delivered", 2)) + ',\n  {"event":\n')
+    with pytest.raises(DataError, match="pretty.json is not a valid JSON array"):
+        importer(ws, "message-events", ["pretty.json"], preset="sendgrid", now=NOW)
