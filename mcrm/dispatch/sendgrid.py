@@ -272,47 +272,65 @@ class SendGrid:
         too large goes alone, verbatim."""
         first = g.members[0]
         text, html = first.text, first.html
-        subs = [dict(x.subs) for x in g.members]
+        # each member's own substitutions, filled in place (a _Msg belongs to one group, and
+        # nothing reads its subs after this): no copy per member
+        subs = [x.subs for x in g.members]
+        shared_tags = [(tag, first.subs[tag]) for tag in first.subs] if len(subs) > 1 else []
         if g.text_tokens is not None and g.html_tokens is not None:
+            if g.text_slots or g.html_slots:
+                # members of one exact group share their token lists: values once per list
+                distinct: dict[tuple[int, int], tuple[list[str], list[str], list[int]]] = {}
+                for i, (tt, ht) in enumerate(g.member_tokens):
+                    d = distinct.get((id(tt), id(ht)))
+                    if d is None:
+                        d = distinct[id(tt), id(ht)] = (tt, ht, [])
+                    d[2].append(i)
+                kinds = list(distinct.values())
             if g.text_slots:
-                tokens = [tt for tt, _ in g.member_tokens]
-                text = _slotted(g.text_tokens, tokens, g.text_slots, "t", subs)
+                text = _slotted(g.text_tokens, [(tt, ix) for tt, _, ix in kinds],
+                                g.text_slots, "t", subs)  # fmt: skip
             if g.html_slots:
-                tokens = [ht for _, ht in g.member_tokens]
-                html = _slotted(g.html_tokens, tokens, g.html_slots, "h", subs)
-        if len(subs) > 1:
-            for tag in first.subs:  # the unsubscribe URIs: their common parts stay shared
-                if not all(tag in s for s in subs):
-                    continue
-                pre, post = _common([s[tag] for s in subs])
-                if pre or post:
-                    v0 = first.subs[tag]
-                    shared = v0[:pre] + tag + v0[len(v0) - post :]
-                    text, html = text.replace(tag, shared), html.replace(tag, shared)
-                    for s in subs:
-                        s[tag] = s[tag][pre : len(s[tag]) - post]
+                html = _slotted(g.html_tokens, [(ht, ix) for _, ht, ix in kinds],
+                                g.html_slots, "h", subs)  # fmt: skip
+        for tag, v0 in shared_tags:  # the unsubscribe URIs: their common parts stay shared
+            if not all(tag in s for s in subs):
+                continue
+            pre, post = _common([s[tag] for s in subs])
+            if pre or post:
+                shared = v0[:pre] + tag + v0[len(v0) - post :]
+                text, html = text.replace(tag, shared), html.replace(tag, shared)
+                for s in subs:
+                    v = s[tag]
+                    s[tag] = v[pre : len(v) - post]
+        # a UTF-8 character is at most 4 bytes: encode only the members past that bound
+        big = MAX_SUBSTITUTION_BYTES // 4
         alone: list[_Msg] = []
-        members: list[_Msg] = []
-        kept: list[dict[str, str]] = []
-        for x, s in zip(g.members, subs, strict=True):
-            if sum(len(v.encode()) for v in s.values()) > MAX_SUBSTITUTION_BYTES:
-                alone.append(x)
-            else:
-                members.append(x)
-                kept.append(s)
+        members, kept = g.members, subs
+        if any(sum(map(len, s.values())) > big for s in subs):
+            members, kept = [], []
+            for x, s in zip(g.members, subs, strict=True):
+                if sum(len(v.encode()) for v in s.values()) > MAX_SUBSTITUTION_BYTES:
+                    alone.append(x)
+                else:
+                    members.append(x)
+                    kept.append(s)
         chunks: list[tuple[list[_Msg], list[dict[str, str]], set[str]]] = []
-        for x, s in zip(members, kept, strict=True):
-            addr = x.m.address.strip().lower()
-            k = 0
-            while k < len(chunks) and (
-                len(chunks[k][0]) >= MAX_RECIPIENTS or addr in chunks[k][2]
-            ):
-                k += 1
-            if k == len(chunks):
-                chunks.append(([], [], set()))
-            chunks[k][0].append(x)
-            chunks[k][1].append(s)
-            chunks[k][2].add(addr)
+        addrs = [x.m.address.strip().lower() for x in members]
+        if len(members) <= MAX_RECIPIENTS and len(set(addrs)) == len(addrs):
+            if members:  # the usual group: one request, every address once
+                chunks.append((list(members), list(kept), set()))
+        else:
+            for x, s, addr in zip(members, kept, addrs, strict=True):
+                k = 0
+                while k < len(chunks) and (
+                    len(chunks[k][0]) >= MAX_RECIPIENTS or addr in chunks[k][2]
+                ):
+                    k += 1
+                if k == len(chunks):
+                    chunks.append(([], [], set()))
+                chunks[k][0].append(x)
+                chunks[k][1].append(s)
+                chunks[k][2].add(addr)
         out = [_Request(ms, text, html, ss) for ms, ss, _ in chunks]
         for x in alone:
             m = x.m
@@ -389,9 +407,12 @@ class SendGrid:
                     out[i] = Result(r.members[i].m.outbox_id, outcome, error_code=code)
                 break
             st = resp.status_code
-            if st != 400:
+            if st != 400:  # one answer for the whole request: classified once
+                one = self._classify(r.members[keep[0]].m.outbox_id, resp)
+                o, pid, err = one.outcome, one.provider_message_id, one.error_code
+                detail, wait = one.error_detail, one.retry_after_s
                 for i in keep:
-                    out[i] = self._classify(r.members[i].m.outbox_id, resp)
+                    out[i] = Result(r.members[i].m.outbox_id, o, pid, err, detail, wait)
                 break
             doc = json_or_none(resp)
             errors = doc.get("errors") if isinstance(doc, dict) else None
@@ -505,22 +526,29 @@ def _common(values: list[str]) -> tuple[int, int]:
 
 
 def _slotted(
-    ref: list[str], tokens: list[list[str]], slots: set[int], kind: str, subs: list[dict[str, str]]
+    ref: list[str],
+    tokens: list[tuple[list[str], list[int]]],
+    slots: set[int],
+    kind: str,
+    subs: list[dict[str, str]],
 ) -> str:
     """The shared content of a group: the reference's space-separated tokens with each run of
     slot positions a tag (what all members' values of a run start or end with stays in the
-    content); each member's value per tag goes into its `subs`."""
+    content); each member's value per tag goes into its `subs`. `tokens`: each distinct token
+    list of the group with the positions of the members that have it."""
     out: list[str] = []
     pos = 0
     for k, (a, b) in enumerate(_runs(slots)):
         tag = f"-{MARKER}{kind}{k}-"
-        values = [" ".join(tt[a:b]) for tt in tokens]
-        pre, post = _common(values)
+        values = [" ".join(tt[a:b]) for tt, _ in tokens]
+        pre, post = _common(values)  # the same over distinct values as over all members'
         v0 = values[0]
         out += ref[pos:a]
         out.append(v0[:pre] + tag + v0[len(v0) - post :])
-        for s, v in zip(subs, values, strict=True):
-            s[tag] = v[pre : len(v) - post]
+        for (_, members), v in zip(tokens, values, strict=True):
+            v = v[pre : len(v) - post]
+            for i in members:
+                subs[i][tag] = v
         pos = b
     out += ref[pos:]
     return " ".join(out)
@@ -626,10 +654,15 @@ def _affixed(groups: list[_Group], ta: _Affix, ha: _Affix) -> _Group | None:
             continue
         head, tail = a.ref[: a.pre], a.ref[len(a.ref) - a.post :]
         parts.append((head, tail, f"-{MARKER}{kind}0-", head.count(MARKER) + tail.count(MARKER)))
-    out: list[_Msg] = []
+    # the members of a plain group share their text and HTML: each distinct pair is cut
+    # once, and the members change only when every one of them can (else nothing changes)
+    cut: dict[tuple[str, str], tuple[str, str, list[tuple[str, str]]]] = {}
     for g in groups:
         for x in g.members:
-            text, html, subs = x.text, x.html, dict(x.subs)
+            if (x.text, x.html) in cut:
+                continue
+            text, html = x.text, x.html
+            values: list[tuple[str, str]] = []
             for i, p in enumerate(parts):
                 if p is None:
                     continue
@@ -637,12 +670,20 @@ def _affixed(groups: list[_Group], ta: _Affix, ha: _Affix) -> _Group | None:
                 t = text if i == 0 else html
                 if t.count(MARKER) != markers:
                     return None  # a tag in the middle, or one across its edges
-                subs[tag] = t[len(head) : len(t) - len(tail)]
+                values.append((tag, t[len(head) : len(t) - len(tail)]))
                 if i == 0:
                     text = head + tag + tail
                 else:
                     html = head + tag + tail
-            out.append(_Msg(x.index, x.m, x.subject, text, html, subs, x.headers, True))
+            cut[x.text, x.html] = (text, html, values)
+    out: list[_Msg] = []
+    for g in groups:
+        for x in g.members:
+            text, html, values = cut[x.text, x.html]
+            x.text, x.html = text, html
+            for tag, v in values:
+                x.subs[tag] = v
+            out.append(x)
     return _Group(out)
 
 

@@ -299,6 +299,24 @@ def test_at_most_1000_recipients_and_no_address_twice_per_request(
     assert_delivered_as_rendered(sendgrid_fake, batch)
 
 
+def test_a_member_whose_substitutions_pass_the_limit_goes_alone_verbatim(
+    sendgrid_fake: SendGridFake, sg: SendGrid
+) -> None:
+    # the name is substituted in the text and in the HTML (two bytes a `Ž`): 1,000 of them
+    # are 4,000 bytes, 2,000 are 8,000 (past 9,000 / 4 characters, so measured in bytes: still
+    # under with the URL), 2,400 are 9,600 bytes: that member goes alone, verbatim
+    names = ["Jana", "Ž" * 1000, "Petr", "Ž" * 2000, "Zoë", "Ž" * 2400]
+    batch = [message(i, name=n) for i, n in enumerate(names)]
+    res = sg.send(batch)
+    assert [r.outcome for r in res] == [Outcome.SENT] * len(batch)
+    assert_delivered_as_rendered(sendgrid_fake, batch)
+    alone = [b for _, b in sendgrid_fake.sent if len(b["personalizations"]) == 1]
+    verbatim = {b["content"][0]["value"] for b in alone if "substitutions" not in
+                b["personalizations"][0]}  # fmt: skip
+    assert verbatim == {batch[5].parts["text"]}
+    assert len(sendgrid_fake.sent) == 2
+
+
 def test_sandbox_mode_is_validated_not_sent(sendgrid_fake: SendGridFake) -> None:
     a = adapter(sendgrid_fake, sandbox=True)
     try:
