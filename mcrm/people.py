@@ -3,7 +3,8 @@
 Erasure (`forget`) deletes the person from every table, the outbox and snapshots included,
 and leaves only tombstones: md5 hashes of each of their ids (user id, e-mail, phone, device and
 customer ids). Imports drop rows that match a tombstone, so re-importing an old export does not
-bring the person back, and no personal data is kept to do it.
+bring the person back, and no personal data is kept to do it. Import rejects holding one of
+their identifiers as a whole token go too (`forget_rejects`).
 """
 
 from __future__ import annotations
@@ -288,6 +289,14 @@ def forget(con: duckdb.DuckDBPyConnection, ident: str) -> dict[str, int]:
             "INSERT INTO tombstones VALUES (?, ?, ?)",
             [[k, tombstone_hash(k, v), now] for k, v in set(values)],
         )
+        # push tokens are no identity (no tombstone) but may stand in a rejected line
+        tokens = [
+            ("push_token", str(r[0]))
+            for r in con.execute(
+                "SELECT push_token FROM devices WHERE user_id = ? AND push_token IS NOT NULL",
+                [uid],
+            ).fetchall()
+        ]
         deleted: dict[str, int] = {}
         for t in (*FORGET_TABLES, *extra_user_tables(con)):
             n = con.execute(f"DELETE FROM {t} WHERE user_id = ?", [uid]).fetchall()[0][0]
@@ -300,6 +309,7 @@ def forget(con: duckdb.DuckDBPyConnection, ident: str) -> dict[str, int]:
                 [devs],
             ).fetchall()[0][0]
             deleted["events"] += int(n)
+        deleted["import_rejects"] = forget_rejects(con, [*values, *tokens])
         n = con.execute("DELETE FROM identities WHERE user_id = ?", [uid]).fetchall()[0][0]
         deleted["identities"] = int(n)
         con.execute(
@@ -310,6 +320,37 @@ def forget(con: duckdb.DuckDBPyConnection, ident: str) -> dict[str, int]:
         con.execute("ROLLBACK")
         raise
     return deleted
+
+
+# characters that continue an identifier: a match must not have one on either side
+_ID_CHARS = "A-Za-z0-9@._+-"
+
+
+def forget_rejects(con: duckdb.DuckDBPyConnection, values: list[tuple[str, str]]) -> int:
+    """Delete the import rejects whose raw line or reason holds one of the person's
+    identifiers (`(kind, value)`: user ids, e-mails, phones, device ids, customer ids, push
+    tokens) as a whole token: not inside a longer identifier, so `u1` does not match `u10`
+    nor `ann@example.com` `joann@example.com`. E-mails match whatever their case; the other
+    ids as stored (they are case-sensitive). A rejected line is not parsed (it may be broken),
+    so a short id (`7`) also removes other lines holding that value as a token: erasure errs
+    towards removing a diagnostic rather than keeping personal data. Returns rows deleted."""
+    import re
+
+    def pattern(vals: set[str], flags: str) -> str | None:
+        if not vals:
+            return None
+        alts = "|".join(re.escape(v) for v in sorted(vals, key=lambda v: (-len(v), v)))
+        return f"{flags}(?:^|[^{_ID_CHARS}])(?:{alts})(?:$|[^{_ID_CHARS}])"
+
+    emails = {v.strip() for k, v in values if k == "email" and v and v.strip()}
+    others = {v for k, v in values if k != "email" and v and v.strip()}
+    pats = [p for p in (pattern(others, ""), pattern(emails, "(?i)")) if p]
+    if not pats:
+        return 0
+    text = "coalesce(raw, '') || chr(10) || coalesce(reason, '')"
+    where = " OR ".join(f"regexp_matches({text}, ?)" for _ in pats)
+    n = con.execute(f"DELETE FROM import_rejects WHERE {where}", pats).fetchall()[0][0]
+    return int(n)
 
 
 def extra_user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:

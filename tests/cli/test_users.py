@@ -159,9 +159,7 @@ def test_forget_erases_everywhere_and_reimport_keeps_them_out(
         return out
 
     assert set(traces().values()) == {0}
-    dump = " ".join(
-        str(row) for t in TABLES if t != "import_rejects" for row in query(people, f"FROM {t}")
-    )
+    dump = " ".join(str(row) for t in TABLES for row in query(people, f"FROM {t}"))
     assert "ann@example.com" not in dump and "+420601234567" not in dump
 
     forgotten = 0
@@ -184,3 +182,63 @@ def test_export_data_has_orders_and_events(people: WS, cli: Cli) -> None:
     assert [o["order_id"] for o in data["purchases"]] == ["o1"]
     assert sorted(e["event_id"] for e in data["events"]) == ["e1", "e2"]
     assert {i["kind"] for i in data["identities"]} >= {"email", "device"}
+
+
+def test_forget_erases_their_import_rejects_and_keeps_others(
+    people: WS, cli: Cli, cli_import: CliImport, query: Query
+) -> None:
+    """Rejected raw lines that hold one of u1's identifiers (user id, e-mail in any case, phone,
+    device id, customer id, push token) as a whole token go; other people's stay, lookalikes
+    included (`u10`, `joann@...`, `...example.com.au`, a longer number)."""
+    from mcrm.db import open_db
+
+    with open_db(people.ws, write=True) as con:
+        con.execute(
+            "INSERT INTO identities (kind, value, user_id, source, first_seen) "
+            "VALUES ('customer', 'C-778', 'u1', 'test', TIMESTAMP '2024-01-01')"
+        )
+        con.execute(
+            "INSERT INTO devices (device_id, user_id, push_token) "
+            "VALUES ('d9', 'u1', 'ExponentPushToken[aa-1]')"
+        )
+    theirs = [
+        '{"user_id": "u1", "name": "open"',
+        '{"email": "ANN@Example.COM", "name":',
+        '{"anonymous_id": "d1", "name": "x", ',
+        '{"phone": "+420601234567"',
+        '{"customer": "C-778",',
+        '{"token": "ExponentPushToken[aa-1]"',
+        "u1\tbroken\t2024",
+    ]
+    others = [
+        '{"user_id": "u10", "name": "open"',
+        '{"user_id": "xu1", "name": "open"',
+        '{"email": "joann@example.com"',
+        '{"email": "ann@example.com.au"',
+        '{"phone": "+4206012345678"',
+        '{"anonymous_id": "d11"',
+        '{"customer": "C-7780"',
+        '{"user_id": "u2", "name": "open"',
+    ]
+    lines = [x for pair in zip(theirs + [""], others, strict=True) for x in pair if x]
+    good = '{"user_id": "u3", "name": "open", "timestamp": "2024-01-05 10:00"}'
+    people.write("bad.jsonl", "\n".join([good, *lines]) + "\n")
+    r, rows = cli_import(people, "events", "bad.jsonl", "--max-reject-rate", "100%")
+    assert rows and rows[0]["rejected"] == len(lines), (r.exit_code, r.stderr)
+
+    def raws() -> list[str]:
+        return sorted(
+            x[0] for x in query(people, "SELECT raw FROM import_rejects WHERE raw IS NOT NULL")
+        )
+
+    before = raws()
+    assert sorted(lines) == sorted(x for x in before if x in lines)
+    r = cli(people, "users", "forget", "u1", "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert f"import_rejects {len(theirs)}" in r.stderr
+    after = raws()
+    assert [x for x in after if x in lines] == sorted(others)
+    # none of their lines left in any table
+    dump = " ".join(str(row) for t in TABLES for row in query(people, f"FROM {t}"))
+    assert not [x for x in theirs if x in dump]
+    assert "ANN@Example.COM" not in dump and "aa-1" not in dump
