@@ -182,6 +182,19 @@ def titled(name: str) -> str:
     )
 
 
+# the campaign uplift table's headers (docs/reports.md §14 names the columns)
+UPLIFT_HEADERS = {
+    "variant": "Variant",
+    "n": "Recipients",
+    "conversions": "Conversions",
+    "rate": "Conversion rate",
+    "uplift": "Uplift vs holdout",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
+    "verdict": "Verdict",
+}
+
+
 def layout(**extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "autosize": True,
@@ -877,7 +890,7 @@ def sec_campaigns(ctx: _Ctx, s: Section) -> Section:
             if c in rows.columns
         ]
         table = table_markup(
-            cols,
+            [UPLIFT_HEADERS[c] for c in cols],
             [
                 [fmt(r[c], c in ("rate", "uplift", "ci_low", "ci_high")) for c in cols]
                 for r in allrecs
@@ -1268,11 +1281,17 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
         from mcrm.reports.funnel import parse_within
 
         parse_within(opts.funnel_within)  # a bad --within fails before any work
+    from mcrm.reports.common import write_reason
+
+    try:
+        # before the build: a folder that cannot be made fails in a moment, not after it
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
     with open_db(ws) as con:
         result = build_html(con, ws, period, opts)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.text, encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot write {out}: {e.strerror}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
     return result

@@ -470,3 +470,74 @@ def test_a_report_warning_names_its_report_once(cli: Cli, tmp_path: Path) -> Non
     # the funnel report's own warning already begins "funnel:"
     assert "warning: funnel: no event named 'product_view' in the events table" in res.stderr
     assert not re.search(r"(\w+): \1:", res.stderr)
+
+
+def test_uplift_table_headers_are_human(sample_page: Path) -> None:
+    """Like the other tables: words, not the report's column names (`ci_low`, `n`)."""
+    text = sample_page.read_text(encoding="utf-8")
+    section = text[text.index('id="campaigns"') :]
+    heads = re.findall(r"<th>([^<]*)</th>", section)
+    assert heads[:8] == [
+        "Variant",
+        "Recipients",
+        "Conversions",
+        "Conversion rate",
+        "Uplift vs holdout",
+        "95% CI low",
+        "95% CI high",
+        "Verdict",
+    ]
+    assert not {"n", "ci_low", "ci_high", "rate", "uplift", "verdict"} & set(heads)
+
+
+def test_write_errors_say_why(sample: Workspace, cli: Cli, tmp_path: Path) -> None:
+    """The reason the OS gave, in words, never `None`; the path at fault when it is a parent."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x", encoding="utf-8")
+    for out in (blocker / "r.html", blocker / "sub" / "r.html"):
+        res = cli(sample.root, "report", "html", "--out", str(out), "--as-of", AS_OF)
+        assert res.exit_code == 2
+        assert f"cannot write {out}: {blocker} is a file, not a directory" in res.stderr
+        assert "None" not in res.stderr
+
+
+def test_write_reason_names_the_cause(tmp_path: Path) -> None:
+    from mcrm.reports.common import write_reason
+
+    def caught(fn: Any) -> OSError:
+        try:
+            fn()
+        except OSError as e:
+            return e
+        raise AssertionError("no error")
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        out = ro / "r.html"
+        if os.geteuid() != 0:  # root writes anywhere
+            e = caught(lambda: out.write_text("x"))
+            assert write_reason(e, out) == "Permission denied"
+    finally:
+        ro.chmod(0o700)
+    assert write_reason(caught(lambda: tmp_path.write_bytes(b"x")), tmp_path) == (
+        "it is a directory (give a file name)"
+    )
+    gone = tmp_path / "gone" / "r.csv"
+    assert write_reason(caught(lambda: gone.write_bytes(b"x")), gone) == (
+        f"directory {gone.parent} does not exist"
+    )
+    if Path("/dev/full").exists():
+        full = Path("/dev/full")
+        assert write_reason(caught(lambda: full.write_bytes(b"x" * 10)), full) == (
+            "No space left on device"
+        )
+    # an OSError raised without an errno (by a library or a filesystem layer) has no strerror
+    assert write_reason(OSError("disk quota exhausted"), tmp_path / "r.html") == (
+        "disk quota exhausted"
+    )
+    assert write_reason(OSError(), tmp_path / "r.html") == "OSError"
+    assert write_reason(ValueError("embedded null byte"), tmp_path / "r.html") == (
+        "embedded null byte"
+    )
