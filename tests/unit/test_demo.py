@@ -53,6 +53,16 @@ def test_sample_is_deterministic(sample: Path, tmp_path: Path) -> None:
     assert _digest(tmp_path / "again") == _digest(sample)
 
 
+def test_the_committed_sample_is_what_the_generator_makes(tmp_path: Path) -> None:
+    # data/ is what `mcrm demo --generate` writes with its defaults (3000 users, seed 7): a
+    # change to the generator must come with the regenerated files (and the docs' figures)
+    repo_data = Path(__file__).resolve().parents[2] / "data"
+    demo.generate_sample(tmp_path / "data", users=3000, seed=7)
+    assert _digest(repo_data) == _digest(tmp_path / "data"), (
+        "data/ is not what the generator makes: run `mcrm demo --generate` and commit data/"
+    )
+
+
 def test_another_seed_gives_other_data(sample: Path, tmp_path: Path) -> None:
     demo.generate_sample(tmp_path / "other", users=SMALL, seed=8)
     assert _digest(tmp_path / "other")["users.csv"] != _digest(sample)["users.csv"]
