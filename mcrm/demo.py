@@ -2902,28 +2902,29 @@ def run(ws: Workspace, generate: bool, users: int, seed: int, quiet: bool) -> in
         _demo_segments(ws, quiet)
         if (ws.root / "campaigns").is_dir():
             _demo_campaign(ws, quiet)
+    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
+    as_of = None if last is None else last.replace(microsecond=0)
+    if as_of is not None:
+        _demo_predict(ws, as_of, quiet)
     rows = list(api.run_sql(ws, PROFILE_SQL).rows)
     if rows:
         uid = str(rows[0][0])
         if not quiet:
-            err.print(f"one customer across the app and the shop: mcrm users show {uid}")
-        render.profile(api.user_profile(ws, uid))
-    _demo_report(ws, quiet)
+            at = "" if as_of is None else f" --as-of {as_of:%Y-%m-%dT%H:%M:%S}Z"
+            err.print(f"one customer across the app and the shop: mcrm users show {uid}{at}")
+        # as of the sample's end, like the segments: its lifecycle, RFM and CLV of then
+        render.profile(api.user_profile(ws, uid, as_of))
+    if as_of is not None:
+        _demo_report(ws, as_of, quiet)
     return code
 
 
-def _demo_report(ws: Workspace, quiet: bool) -> None:
+def _demo_report(ws: Workspace, as_of: dt.datetime, quiet: bool) -> None:
     """Write the HTML report (every chart, no network needed) as of the sample's last event."""
-    from mcrm import api
     from mcrm.output import console
     from mcrm.reports.common import period
     from mcrm.reports.html import HtmlOptions, write_html
 
-    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
-    if last is None:
-        return
-    as_of = last.replace(microsecond=0)
-    _demo_predict(ws, as_of, quiet)
     out = ws.db_path.parent / "report.html"
     p = period(ws.settings.timezone, None, None, as_of, 90)
     result = write_html(ws, p, out, HtmlOptions())
@@ -2936,8 +2937,9 @@ def _demo_report(ws: Workspace, quiet: bool) -> None:
 
 
 def _demo_predict(ws: Workspace, as_of: dt.datetime, quiet: bool) -> None:
-    """Fit the CLV models as of the report's instant (once: a second demo finds the run), so
-    the report's CLV section and the `p_alive` / `clv` predicates have a run to read. Data too
+    """Fit the CLV models as of the sample's last event (once: a second demo finds the run),
+    so the profile, the report's CLV section and the `p_alive` / `clv` predicates have a run
+    to read. Data too
     thin to fit is said, not hidden: the report then shows its no-data panel."""
     from mcrm import api
     from mcrm.errors import DataError

@@ -175,6 +175,10 @@ def test_run_imports_the_sample_and_is_idempotent(
     assert linked >= 1
     uid = list(api.run_sql(ws, demo.PROFILE_SQL).rows)[0][0]
     assert str(uid) in out  # the merged profile is printed on stdout
+    # as of the sample's last event (not the clock), with the CLV run fitted then
+    last = list(api.run_sql(ws, "SELECT max(ts) FROM events").rows)[0][0]
+    assert f"analytics: as of {last:%Y-%m-%dT%H:%M:%S}Z" in out
+    assert f"CLV run 1 as of {last:%Y-%m-%dT%H:%M:%S}Z" in out
     first = len(rows)
 
     assert demo.run(ws, generate=False, users=SMALL, seed=7, quiet=True) == 0
