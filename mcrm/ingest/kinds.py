@@ -395,6 +395,20 @@ NORMALISE: dict[str, str] = {
     "'00') THEN '+' || substr(regexp_replace(trim({c}), '[\\s\\-\\(\\)\\.]', '', 'g'), 3) "
     "ELSE regexp_replace(trim({c}), '[\\s\\-\\(\\)\\.]', '', 'g') END",
 }
+# One spelling of the OS: lower-cased and trimmed like `platform` (Amplitude writes `ios`,
+# Firebase and Mixpanel `iOS`, apps whatever they log), Apple's other names for it as `ios`
+# (as `platform` counts iPadOS). Segment comparisons lower-case both sides anyway; reports'
+# `--by os` and the `sql:` escape hatch compare what is stored.
+OS_SQL = (
+    "CASE lower(trim({c})) WHEN '' THEN NULL WHEN 'iphone os' THEN 'ios' "
+    "WHEN 'ipados' THEN 'ios' ELSE lower(trim({c})) END"
+)
+# Normalisation of one kind's column only. Not on `events` plain imports: the events staging
+# is the hot path of `mcrm import events` (the vendor presets normalise their own `os`).
+KIND_NORMALISE: dict[tuple[str, str], str] = {
+    ("users", "os"): OS_SQL,
+    ("devices", "os"): OS_SQL,
+}
 DEFAULTS: dict[tuple[str, str], str] = {
     ("purchases", "status"): "'paid'",
     ("consents", "purpose"): "'marketing'",

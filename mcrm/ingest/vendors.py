@@ -33,7 +33,7 @@ import re
 from collections.abc import Sequence
 
 from mcrm.errors import DataError
-from mcrm.ingest.kinds import KINDS, Kind
+from mcrm.ingest.kinds import KINDS, OS_SQL, Kind
 from mcrm.ingest.presets import Preset, register
 from mcrm.ingest.readers import ReadOptions, Source, Staged, Stager, _lit, _q, csv_header
 from mcrm.ingest.run import json_records
@@ -297,6 +297,11 @@ def _country_name(x: str) -> str:
 def _not_set(x: str) -> str:
     """GA4 writes `(not set)` for unknown values."""
     return f"(CASE WHEN trim({x}) IN ('(not set)', '') THEN NULL ELSE trim({x}) END)"
+
+
+def _os(x: str) -> str:
+    """The OS in its one stored spelling (`ios`, `android`, ...; kinds.OS_SQL)."""
+    return f"({OS_SQL.format(c=x)})"
 
 
 def _platform(x: str) -> str:
@@ -613,7 +618,7 @@ def stage_amplitude(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "timestamp": ts,
         "session_id": f"NULLIF({_blank(_js(j, 'session_id'))}, '-1')",
         "platform": _platform(_js(j, "platform")),
-        "os": _js(j, "os_name"),
+        "os": _os(_js(j, "os_name")),
         "os_version": _js(j, "os_version"),
         "app_version": _js(j, "version_name"),
         "device_model": _js(j, "device_model"),
@@ -664,7 +669,7 @@ def stage_amplitude(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "country": _country(_js(j, "country")),
         "region": _js(j, "region"),
         "city": _js(j, "city"),
-        "os": _js(j, "os_name"),
+        "os": _os(_js(j, "os_name")),
         "os_version": _js(j, "os_version"),
         "device_model": _js(j, "device_model"),
         "app_version": _js(j, "version_name"),
@@ -739,7 +744,7 @@ def stage_mixpanel(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "platform": (
             f"(CASE WHEN lower({p('mp_lib')}) = 'web' THEN 'web' ELSE {_platform(p('$os'))} END)"
         ),
-        "os": p("$os"),
+        "os": _os(p("$os")),
         "os_version": p("$os_version"),
         "app_version": p("$app_version_string"),
         "device_model": p("$model"),
@@ -855,7 +860,7 @@ def stage_firebase(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "timestamp": _epoch(ts_raw, "us"),
         "session_id": f"(CASE WHEN {session} IS NOT NULL THEN {pseudo} || ':' || {session} END)",
         "platform": _platform(_js(j, "platform")),
-        "os": _not_set(_js(j, "device", "operating_system")),
+        "os": _os(_not_set(_js(j, "device", "operating_system"))),
         "os_version": f"regexp_replace({os_version}, '^[A-Za-z][A-Za-z ]*\\s+([0-9])', '\\1')",
         "app_version": _js(j, "app_info", "version"),
         "device_model": _not_set(_js(j, "device", "mobile_model_name")),
@@ -936,7 +941,7 @@ def stage_appsflyer(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
         "name": _rename(_blank(name), APPSFLYER_NAMES),
         "timestamp": _utc(c("Event Time")),
         "platform": _platform(c("Platform")),
-        "os": f"lower({_blank(c('Platform'))})",
+        "os": _os(c("Platform")),
         "os_version": c("OS Version"),
         "app_version": c("App Version"),
         "device_model": _first(c("Device Model"), c("Device Type")),

@@ -235,7 +235,7 @@ def test_explain_member_and_non_member(world: World) -> None:
     lines = r.out.splitlines()
     assert lines[0] == f"{member} IS in ios_cz"
     assert lines[1] == "  ✓ all of these hold"
-    assert "    ✓ os eq 'iOS'  — os = 'iOS'" in lines
+    assert "    ✓ os eq 'iOS'  — os = 'ios'" in lines  # stored lower-cased at import
     assert "    ✓ country eq 'CZ'  — country = 'CZ'" in lines
 
     r = world.run("segments", "explain", "ios_cz", other, "--as-of", AS_OF)
@@ -243,7 +243,7 @@ def test_explain_member_and_non_member(world: World) -> None:
     lines = r.out.splitlines()
     assert lines[0] == f"{other} is NOT in ios_cz"
     assert lines[1] == "  ✗ all of these hold"
-    assert "    ✓ os eq 'iOS'  — os = 'iOS'" in lines
+    assert "    ✓ os eq 'iOS'  — os = 'ios'" in lines  # stored lower-cased at import
     assert "    ✗ country eq 'CZ'  — country = 'SK'" in lines
 
     r = world.run("segments", "explain", "ios_cz", other, "--as-of", AS_OF, "-f", "json")
@@ -332,7 +332,7 @@ def test_export_jsonl(world: World) -> None:
     docs = [json.loads(line) for line in r.out.splitlines()]
     assert {d["user_id"] for d in docs} == ios_cz(world)
     assert [d["user_id"] for d in docs] == sorted(d["user_id"] for d in docs)
-    assert all(d["country"] == "CZ" and d["os"] == "iOS" for d in docs)
+    assert all(d["country"] == "CZ" and d["os"] == "ios" for d in docs)  # as stored
 
 
 def test_rfm_compare_to(world: World) -> None:

@@ -699,3 +699,41 @@ def test_vendor_utc_times_ignore_the_workspace_zone(
     if preset == "amplitude":
         first = jsonl(path)[0]
         assert q(utc_ws, sql)[0][2] == utc(first["event_time"])
+
+
+# ---------------------------------------------------------------------------------------------
+# OS spellings
+
+
+def test_os_is_stored_in_one_spelling_whatever_the_vendor(ws: Workspace, tmp_path: Path) -> None:
+    """Amplitude writes `ios`, Firebase `iOS`, Mixpanel `iOS` / `Mac OS X`, users and devices
+    files whatever their app logged: stored lower-cased and trimmed everywhere, so `--by os`
+    has one `ios` group and an exact `u.os = 'ios'` (the SQL escape hatch) finds them all."""
+    run(ws, "events", AMPLITUDE, "amplitude")
+    run(ws, "events", FIREBASE, "firebase")
+    run(ws, "events", MIXPANEL, "mixpanel")
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,os\nos-1, IOS \nos-2,Android\nos-3,\n", encoding="utf-8")
+    run(ws, "users", users, None)
+    devices = tmp_path / "devices.csv"
+    devices.write_text("user_id,device_id,os\nos-1,dv-1,iPhone OS\nos-2,dv-2,ANDROID\n")
+    run(ws, "devices", devices, None)
+    for table in ("events", "users", "devices"):
+        seen = {r[0] for r in q(ws, f"SELECT DISTINCT os FROM {table} WHERE os IS NOT NULL")}
+        assert seen, table
+        assert all(v == v.strip().lower() for v in seen), (table, seen)
+    assert {r[0] for r in q(ws, "SELECT DISTINCT os FROM events")} == {
+        "android",
+        "ios",
+        "mac os x",
+    }
+    assert q(ws, "SELECT os FROM users WHERE user_id LIKE 'os-%' ORDER BY user_id") == [
+        ("ios",),
+        ("android",),
+        (None,),
+    ]
+    # Apple's old name for iOS (some SDKs still send it) is iOS
+    assert q(ws, "SELECT device_id, os FROM devices WHERE user_id LIKE 'os-%' ORDER BY 1") == [
+        ("dv-1", "ios"),
+        ("dv-2", "android"),
+    ]
