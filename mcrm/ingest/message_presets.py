@@ -57,6 +57,7 @@ from mcrm.ingest.vendors import (
     _csv_source,
     _drop,
     _epoch,
+    _epoch_ts,
     _js,
     _json_source,
     _jx,
@@ -247,8 +248,10 @@ def _lines_are_records(stager: Stager, lines: str) -> bool:
     return arrays > 0
 
 
-def _sendgrid_source(stager: Stager, src: Source) -> tuple[str, int]:
-    """SendGrid events as a table (j, _ok, _line, _elem), in file order.
+def _sendgrid_source(
+    stager: Stager, src: Source, derived: dict[str, str] | None = None
+) -> tuple[str, int]:
+    """SendGrid events as a table (j, _ok, _line, _elem, *derived), in file order.
 
     Three layouts: JSON lines of events; JSON lines of arrays of events (a log of the webhook's
     raw request bodies: SendGrid POSTs an array per request); one JSON array (`.json`, possibly
@@ -257,12 +260,22 @@ def _sendgrid_source(stager: Stager, src: Source) -> tuple[str, int]:
     transaction). `_line` is the physical line (for one array document: the element's number),
     `_elem` the 1-based element in its line's array (NULL for a line holding one object).
     Broken lines, lines that are neither an object nor an array, and elements that are not
-    objects are rejected here with their line (and element); the other elements are kept."""
-    if src.fmt == "parquet":
-        table, bad = _json_source(stager, src)
-        stager.con.execute(f"ALTER TABLE {table} ADD COLUMN _elem BIGINT")
-        return table, bad
+    objects are rejected here with their line (and element); the other elements are kept.
+    `derived` maps column names to SQL over `j`, computed once per record that is an object
+    (in the same pass)."""
     con = stager.con
+    extra = "".join(
+        f", CASE WHEN _ok THEN {sql} END AS {name}" for name, sql in (derived or {}).items()
+    )
+    if src.fmt == "parquet":
+        pq, bad = _json_source(stager, src)
+        table = stager._name("sgj")
+        con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT *{extra} FROM "
+            f"(SELECT j, _ok, _line, NULL::BIGINT AS _elem FROM {pq})"
+        )
+        _drop(stager, pq)
+        return table, bad
     lines = stager.read_lines(src)
     if src.fmt == "json" and not _lines_are_records(stager, lines):
         _drop(stager, lines)
@@ -270,32 +283,32 @@ def _sendgrid_source(stager: Stager, src: Source) -> tuple[str, int]:
         base = stager.base_rowid(arr)
         table = stager._name("sgj")
         con.execute(
-            f"""CREATE TEMP TABLE {table} AS SELECT j, json_type(CAST(j AS JSON)) = 'OBJECT'
-                AS _ok, rowid - {base} + 1 AS _line, rowid - {base} + 1 AS _elem
-            FROM {arr} ORDER BY rowid"""
+            f"""CREATE TEMP TABLE {table} AS SELECT *{extra} FROM (
+                SELECT j, json_type(CAST(j AS JSON)) = 'OBJECT' AS _ok,
+                    rowid - {base} + 1 AS _line, rowid - {base} + 1 AS _elem FROM {arr})"""
         )
         _drop(stager, arr)
         return table, _structural_rejects(stager, src, table)
     base = stager.base_rowid(lines)
     table = stager._name("sgj")
+    # one pass, no sort: a line that is an array becomes its elements, any other line itself
+    # (CASE, not a filter, guards the casts from broken lines)
+    items = (
+        "CASE WHEN _t = 'ARRAY' THEN CAST(CAST(CAST(j AS JSON) AS JSON[]) AS VARCHAR[]) "
+        "ELSE [j] END"
+    )
     con.execute(
-        f"""CREATE TEMP TABLE {table} AS
-        WITH k AS (
-            SELECT rowid - {base} + 1 AS _line, j,
-                CASE WHEN json_valid(j) THEN json_type(CAST(j AS JSON)) END AS _t
-            FROM {lines} WHERE j IS NOT NULL AND trim(j) <> ''),
-        e AS (
-            SELECT _line, unnest(CAST(a AS JSON[])) AS e,
-                unnest(generate_series(1, CAST(json_array_length(a) AS BIGINT))) AS _elem
-            -- CASE, not the WHERE alone: a filter does not guard a cast from broken lines
-            FROM (SELECT _line, CASE WHEN _t = 'ARRAY' THEN CAST(j AS JSON) END AS a FROM k
-                  WHERE _t = 'ARRAY'))
-        SELECT j, coalesce(_t = 'OBJECT', false) AS _ok, _line, NULL::BIGINT AS _elem,
-            _t IS NULL AS _broken
-        FROM k WHERE _t IS DISTINCT FROM 'ARRAY'
-        UNION ALL
-        SELECT CAST(e AS VARCHAR), json_type(e) = 'OBJECT', _line, _elem, false FROM e
-        ORDER BY _line, _elem NULLS FIRST"""
+        f"""CREATE TEMP TABLE {table} AS SELECT *{extra} FROM (
+            SELECT j, CASE WHEN _t = 'ARRAY' THEN json_type(CAST(j AS JSON)) = 'OBJECT'
+                    ELSE coalesce(_t = 'OBJECT', false) END AS _ok,
+                _line, CASE WHEN _t = 'ARRAY' THEN _i END AS _elem, _t IS NULL AS _broken
+            FROM (
+                SELECT _line, _t, unnest(items) AS j, unnest(range(1, len(items) + 1)) AS _i
+                FROM (
+                    SELECT _line, _t, {items} AS items FROM (
+                        SELECT rowid - {base} + 1 AS _line, j,
+                            CASE WHEN json_valid(j) THEN json_type(CAST(j AS JSON)) END AS _t
+                        FROM {lines} WHERE j IS NOT NULL AND trim(j) <> ''))))"""
     )
     _drop(stager, lines)
     return table, _structural_rejects(stager, src, table)
@@ -325,15 +338,21 @@ def _structural_rejects(stager: Stager, src: Source, table: str) -> int:
 
 
 def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
-    raw, bad = _sendgrid_source(stager, src)
     j = "j"
+    # the event's time as `finish` will read it, parsed once: its checks are made here so that
+    # the reject names the element too
+    # (an epoch number directly, as `_epoch` gives it to `finish`; any other text as `finish`
+    # reads it, in the workspace zone when naive)
+    ts_raw = _blank(_js(j, "timestamp"))
+    tsv = (
+        f"CASE WHEN TRY_CAST({ts_raw} AS DOUBLE) IS NOT NULL THEN {_epoch_ts(ts_raw, 's|ms')} "
+        f"ELSE {ts_expr(ts_raw, None).replace('$zone', _lit(stager.zone))} END"
+    )
+    raw, bad = _sendgrid_source(stager, src, {"_tsv": tsv})
     event = f"lower({_blank(_js(j, 'event'))})"
     kinds = ", ".join(_lit(k) for k in SENDGRID_TYPES)
     account = ", ".join(_lit(k) for k in SENDGRID_ACCOUNT_EVENTS)
-    ts_raw = _blank(_js(j, "timestamp"))
-    ts_iso = _epoch(_js(j, "timestamp"), "s|ms")
-    # what `finish` would reject, checked here so that the reject names the element too
-    ts = ts_expr(ts_iso, None).replace("$zone", _lit(stager.zone))
+    ts = "_tsv"
     reason = (
         f"CASE WHEN {event} IN ({account}) THEN NULL "
         f"WHEN {event} IS NULL THEN 'type: the event has no \"event\" name' "
@@ -364,10 +383,10 @@ def stage_sendgrid(stager: Stager, src: Source, opts: ReadOptions) -> Parts:
     url = _blank(_js(j, "url"))
     prep = stager._name("sgp")
     stager.con.execute(
-        # `_line` is the record's number: the key of `_link` and `_finish_parts` (a line of the
-        # file may hold several events); every reject that names a line was made above
-        f"""CREATE TEMP TABLE {prep} AS SELECT row_number() OVER (ORDER BY _line, _elem)
-                AS _line,
+        # `_line` is the record's key (its row in `raw`) for `_link` and `_finish_parts`: a
+        # line of the file may hold several events; every reject that names a line is made
+        # above
+        f"""CREATE TEMP TABLE {prep} AS SELECT rowid - {stager.base_rowid(raw)} + 1 AS _line,
             {_blank(_js(j, "sg_event_id"))} AS _event_id,
             {_blank(_js(j, "sg_message_id"))} AS _message_id,
             {_blank(_js(j, "mcrm_id"))} AS _mcrm_id,

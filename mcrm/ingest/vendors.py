@@ -263,15 +263,21 @@ def _utc(x: str) -> str:
     )
 
 
-def _epoch(x: str, unit: str) -> str:
-    """Epoch seconds (`s`, or ms when above 1e11: `s|ms`) or µs (`us`) as ISO UTC text."""
-    v = _blank(x)
+def _epoch_ts(v: str, unit: str) -> str:
+    """SQL: the timestamp of epoch value `v` (NULL when out of range or not a number)."""
     num = f"TRY_CAST({v} AS DOUBLE)"
     mult = {
         "us": "1.0",
         "s|ms": f"(CASE WHEN abs({num}) < 1e11 THEN 1000000.0 ELSE 1000.0 END)",
     }[unit]
-    ts = f"try(make_timestamp(TRY_CAST(round({num} * {mult}) AS BIGINT)))"
+    return f"try(make_timestamp(TRY_CAST(round({num} * {mult}) AS BIGINT)))"
+
+
+def _epoch(x: str, unit: str) -> str:
+    """Epoch seconds (`s`, or ms when above 1e11: `s|ms`) or µs (`us`) as ISO UTC text."""
+    v = _blank(x)
+    num = f"TRY_CAST({v} AS DOUBLE)"
+    ts = _epoch_ts(v, unit)
     return (
         f"(CASE WHEN {num} IS NOT NULL THEN "
         f"coalesce(strftime({ts}, '%Y-%m-%d %H:%M:%S.%f') || 'Z', {v}) ELSE {v} END)"
