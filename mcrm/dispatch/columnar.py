@@ -35,7 +35,6 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -61,6 +60,20 @@ def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _pads(secret: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) as its two keyed SHA-256 states: the MAC of `msg` is
+    `sha256(outer + sha256(inner + msg))`. Copying two hashlib objects costs 0.8 µs a
+    token against 1.4 µs through `hmac.HMAC.copy` (its Python wrapper); the result is
+    checked against `render.unsubscribe_token` once a batch."""
+    key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+    key = key.ljust(64, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
 def tokens(
     secret: bytes, user_ids: Sequence[str], campaign: str, issued_at: dt.datetime
 ) -> list[str]:
@@ -75,16 +88,30 @@ def tokens(
     first = unsubscribe_token(secret, user_ids[0], campaign, issued_at)
     ts = int(issued_at.astimezone(dt.UTC).timestamp())
     tail = f"\x1f{campaign}\x1f{ts}".encode()
-    keyed = hmac.new(secret, digestmod=hashlib.sha256)
+    inner, outer = _pads(secret)
+    icopy, ocopy = inner.copy, outer.copy
+
+    def one(uid: str) -> str:
+        payload = b"1\x1f" + uid.encode() + tail
+        i = icopy()
+        i.update(payload)
+        o = ocopy()
+        o.update(i.digest())
+        return f"{_b64(payload)}.{_b64(o.digest())}"
+
+    if one(user_ids[0]) != first:  # not the token's format or MAC: every one the slow way
+        return [unsubscribe_token(secret, u, campaign, issued_at) for u in user_ids]
     out = [first]
     for uid in user_ids[1:]:
         if not uid or _CONTROL.search(uid):
             out.append(unsubscribe_token(secret, uid, campaign, issued_at))  # raises
             continue
         payload = b"1\x1f" + uid.encode() + tail
-        mac = keyed.copy()
-        mac.update(payload)
-        out.append(f"{_b64(payload)}.{_b64(mac.digest())}")
+        i = icopy()
+        i.update(payload)
+        o = ocopy()
+        o.update(i.digest())
+        out.append(f"{_b64(payload)}.{_b64(o.digest())}")
     return out
 
 
@@ -235,16 +262,28 @@ class Columns:
         from mcrm.campaigns.render import email_headers
 
         rendered = []
+        keys = self.keys
         for _uid, variant, values in rows:
-            got = self.parts(variant, values)
+            got = keys.get((variant, *values))  # rendered before: no call
             if got is None:
-                return None
+                got = self.parts(variant, values)
+                if got is None:
+                    return None
             rendered.append(got)
         urls: list[str] = []
+        escaped: list[str] = []  # each URL as autoescape prints it
         d = self.delivery.unsubscribe
         if self.c.marketing or any(e for _, e in rendered):
             toks = tokens(d.secret.encode(), [r[0] for r in rows], self.c.name, issued_at)
-            urls = [d.url.replace("{token}", t) for t in toks]
+            cut = d.url.split("{token}")
+            if len(cut) == 2:  # a token (base64url and '.') is never escaped: only the rest is
+                head, tail = cut
+                urls = [head + t + tail for t in toks]
+                qh, qt = html_escape(head), html_escape(tail)
+                escaped = urls if (qh, qt) == (head, tail) else [qh + t + qt for t in toks]
+            else:
+                urls = [d.url.replace("{token}", t) for t in toks]
+                escaped = [html_escape(u) for u in urls]
         headers: list[dict[str, str]] = [{}] * len(rows)
         if self.c.marketing and urls:
             first = email_headers(unsubscribe_url=urls[0], mailto=d.mailto)
@@ -264,8 +303,7 @@ class Columns:
         for i, (p, esc) in enumerate(rendered):
             shared = None
             if esc:
-                url = urls[i]
-                q = html_escape(url)
+                url, q = urls[i], escaped[i]
                 shared = (self.shared[id(p)], url)
                 p = {
                     k: (v.replace(s, q if esc[k] else url) if k in esc else v)
