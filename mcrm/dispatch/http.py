@@ -2,13 +2,14 @@
 `requests.Session` per lane without urllib3 retries, and the classification of transport
 failures — nothing sent (retry) versus maybe sent (ambiguous).
 
-`Wire` is the cheaper client of the single-message lanes (FCM): a urllib3 connection pool
-used directly. `requests` costs about 1 ms of CPU a request on the benchmark machine (0.8 ms
-with `trust_env` off: it walks the proxy environment twice per request), urllib3's pool
-0.24 ms, which is what makes 1,000 FCM messages a second possible on two cores. It keeps the
-same taxonomy (`transport_outcome` knows urllib3's exceptions too), the same keep-alive pool
-(a pooled connection the server has closed is detected and replaced before it is reused) and
-the environment's proxy settings, read once when the lane starts instead of per request."""
+`Wire` is the cheaper client of the single-message lanes (FCM) and of SendGrid's sends: a
+urllib3 connection pool used directly. `requests` costs about 1 ms of CPU a request on the
+benchmark machine (0.8 ms with `trust_env` off: it walks the proxy environment twice per
+request), urllib3's pool 0.24 ms, which is what makes 1,000 FCM messages a second possible
+on two cores. It keeps the same taxonomy (`transport_outcome` knows urllib3's exceptions too),
+the same keep-alive pool (a pooled connection the server has closed is detected and replaced
+before it is reused) and the environment's proxy settings, read once when the lane starts
+instead of per request."""
 
 from __future__ import annotations
 

@@ -45,7 +45,14 @@ from typing import Any
 import orjson
 
 from mcrm.dispatch.core import Outbound, Outcome, Result, Shared, html_escape
-from mcrm.dispatch.http import TIMEOUT, json_or_none, retry_after, session, transport_outcome
+from mcrm.dispatch.http import (
+    TIMEOUT,
+    Wire,
+    json_or_none,
+    retry_after,
+    session,
+    transport_outcome,
+)
 from mcrm.errors import ConfigError, Where
 
 DEFAULT_BASE = "https://api.sendgrid.com"
@@ -190,10 +197,15 @@ class SendGrid:
             )
         self.url = base + "/v3/mail/send"
         self.clock = clock
+        self._headers = {
+            "Authorization": f"Bearer {key.strip()}",
+            "Content-Type": "application/json",
+        }
+        # the sends over a urllib3 pool (`http.Wire`: 0.37 ms of CPU a 190 kB request to the
+        # fake against 0.88 ms through requests); `mcrm providers check` uses `http`
+        self.wire = Wire(self.url, pool=1)
         self.http = session(pool=4)
-        self.http.headers.update(
-            {"Authorization": f"Bearer {key.strip()}", "Content-Type": "application/json"}
-        )
+        self.http.headers.update(self._headers)
 
     # --- factoring and grouping ------------------------------------------------------------
 
@@ -400,7 +412,7 @@ class SendGrid:
         while keep:
             body = self._body(r, keep)
             try:
-                resp = self.http.post(self.url, data=body, timeout=TIMEOUT)
+                resp = self.wire.post(body, self._headers, TIMEOUT)
             except Exception as e:
                 outcome, code = transport_outcome(e)
                 for i in keep:
@@ -503,6 +515,7 @@ class SendGrid:
         return min(max(reset - self.clock(), 0.0), 86_400.0)
 
     def close(self) -> None:
+        self.wire.close()
         self.http.close()
 
 
