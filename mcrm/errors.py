@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -113,3 +114,25 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> 
 
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+def write_reason(e: OSError | ValueError, out: Path) -> str:
+    """Why writing `out` failed, in words: the OS's reason (never `None`: an OSError made
+    without an errno has no `strerror`), naming the path at fault when it is not `out`
+    itself (a parent that is a file, ...)."""
+    if isinstance(e, ValueError):  # a NUL byte in the path
+        return str(e) or "invalid path"
+    where = Path(e.filename) if isinstance(e.filename, str) and e.filename else None
+    if isinstance(e, FileExistsError | NotADirectoryError):
+        # mkdir or open met a file where a directory must be
+        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), where)
+        if blocker is not None:
+            return f"{blocker} is a file, not a directory"
+    if isinstance(e, IsADirectoryError) and (where is None or where == out):
+        return "it is a directory (give a file name)"
+    if isinstance(e, FileNotFoundError) and not out.parent.is_dir():
+        return f"directory {out.parent} does not exist"
+    reason = e.strerror or str(e) or type(e).__name__
+    if where is not None and where != out:
+        reason += f" ({where})"
+    return reason

@@ -62,7 +62,7 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{shown} is not valid UTF-8 (byte {e.start})") from None
     except OSError as e:
-        raise ConfigError(f"cannot read {shown}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {shown}: {e.strerror or e or type(e).__name__}") from None
     return parse_yaml(text, shown)
 
 

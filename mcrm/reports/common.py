@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from mcrm.errors import UsageError, did_you_mean
+from mcrm.errors import UsageError, did_you_mean, write_reason
 from mcrm.output import Format, Rows, console, json_value, resolve_format, write_rows
 
 if TYPE_CHECKING:
@@ -338,28 +338,6 @@ def _write_bytes(data: bytes, out: Path | None) -> None:
         out.write_bytes(data)
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
-
-
-def write_reason(e: OSError | ValueError, out: Path) -> str:
-    """Why writing `out` failed, in words: the OS's reason (never `None`: an OSError made
-    without an errno has no `strerror`), naming the path at fault when it is not `out`
-    itself (a parent that is a file, ...)."""
-    if isinstance(e, ValueError):  # a NUL byte in the path
-        return str(e) or "invalid path"
-    where = Path(e.filename) if isinstance(e.filename, str) and e.filename else None
-    if isinstance(e, FileExistsError | NotADirectoryError):
-        # mkdir or open met a file where a directory must be
-        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), where)
-        if blocker is not None:
-            return f"{blocker} is a file, not a directory"
-    if isinstance(e, IsADirectoryError) and (where is None or where == out):
-        return "it is a directory (give a file name)"
-    if isinstance(e, FileNotFoundError) and not out.parent.is_dir():
-        return f"directory {out.parent} does not exist"
-    reason = e.strerror or str(e) or type(e).__name__
-    if where is not None and where != out:
-        reason += f" ({where})"
-    return reason
 
 
 def ratio(num: float | int | None, den: float | int | None) -> float | None:

@@ -1281,7 +1281,7 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
         from mcrm.reports.funnel import parse_within
 
         parse_within(opts.funnel_within)  # a bad --within fails before any work
-    from mcrm.reports.common import write_reason
+    from mcrm.errors import write_reason
 
     try:
         # before the build: a folder that cannot be made fails in a moment, not after it

@@ -263,6 +263,22 @@ def test_out_file_matches_stdout(loaded: WS, cli: Cli) -> None:
     assert out.read_text(encoding="utf-8") == r.stdout
 
 
+def test_out_file_errors_say_why(loaded: WS, cli: Cli) -> None:
+    """`--out` into a missing directory or under a file: the reason, never None."""
+    (loaded.root / "afile").write_text("x")
+    cases = {
+        "nowhere/users.csv": "directory",
+        "afile/users.csv": "afile is a file, not a directory",
+    }
+    for out, words in cases.items():
+        r = cli(loaded, "users", "list", "--format", "csv", "--out", str(loaded.root / out))
+        assert r.exit_code == 2, (out, r.stderr)
+        assert_one_error(r.stderr)
+        assert f"cannot write {loaded.root / out}: " in r.stderr and words in r.stderr, r.stderr
+        assert "None" not in r.stderr
+    assert not (loaded.root / "nowhere").exists()
+
+
 def test_broken_pipe_is_not_an_error(
     loaded: WS, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -502,7 +502,7 @@ def test_write_errors_say_why(sample: Workspace, cli: Cli, tmp_path: Path) -> No
 
 
 def test_write_reason_names_the_cause(tmp_path: Path) -> None:
-    from mcrm.reports.common import write_reason
+    from mcrm.errors import write_reason
 
     def caught(fn: Any) -> OSError:
         try:
