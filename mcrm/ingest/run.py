@@ -354,32 +354,34 @@ def _events_aggregate(con: duckdb.DuckDBPyConnection, stg: str, s_: Callable[[st
 
     Events with only a device id that another event of this file links to a user belong to
     that user from the start (first link wins, as for stored links): they get `_uid` here,
-    before the insert, which is far cheaper than updating the events table afterwards."""
+    before the insert, which is far cheaper than updating the events table afterwards.
+
+    The one pass over `stg` also groups those device-only rows, as (NULL, device) rows of
+    `_agg`; once the file's links are known they take their device's user (a second
+    aggregation over `stg` for them cost a scan and a join of every staged row)."""
     con.execute("DROP TABLE IF EXISTS _agg")
+    # every staged row has a user or a device (the checks reject rows with neither)
     con.execute(
         "CREATE TEMP TABLE _agg AS "
-        + _agg_sql(
-            s_,
-            "coalesce(s._uid, s.user_id) AS _uid, s.anonymous_id",
-            f"FROM {stg} s WHERE coalesce(s._uid, s.user_id) IS NOT NULL",
-        )
+        + _agg_sql(s_, "coalesce(s._uid, s.user_id) AS _uid, s.anonymous_id", f"FROM {stg} s")
     )
-    orphans = "s.user_id IS NULL AND s._uid IS NULL AND s.anonymous_id IS NOT NULL"
-    if not L._one(con, f"SELECT count(*) FROM (SELECT 1 FROM {stg} s WHERE {orphans} LIMIT 1)"):
+    if not L._one(con, "SELECT count(*) FROM (SELECT 1 FROM _agg WHERE _uid IS NULL LIMIT 1)"):
         return
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _links AS SELECT anonymous_id,
-        arg_min(_uid, (first_ts, _uid)) AS uid FROM _agg WHERE anonymous_id IS NOT NULL
+        arg_min(_uid, (first_ts, _uid)) AS uid FROM _agg
+        WHERE _uid IS NOT NULL AND anonymous_id IN (SELECT anonymous_id FROM _agg
+                                                    WHERE _uid IS NULL)
         GROUP BY anonymous_id"""
     )
     con.execute(
-        "INSERT INTO _agg "
-        + _agg_sql(
-            s_,
-            "l.uid AS _uid, s.anonymous_id",
-            f"FROM {stg} s JOIN _links l ON l.anonymous_id = s.anonymous_id WHERE {orphans}",
-        )
+        """UPDATE _agg SET _uid = l.uid FROM _links l
+        WHERE _agg._uid IS NULL AND _agg.anonymous_id = l.anonymous_id"""
     )
+    # device-only rows no event of the file links: no user yet (the end-of-import attach, or
+    # a later import, gives them one)
+    con.execute("DELETE FROM _agg WHERE _uid IS NULL")
+    orphans = "s.user_id IS NULL AND s._uid IS NULL AND s.anonymous_id IS NOT NULL"
     con.execute(
         f"""UPDATE {stg} AS s SET _uid = l.uid FROM _links l
         WHERE {orphans} AND s.anonymous_id = l.anonymous_id"""
@@ -434,6 +436,8 @@ def _touch_users(con: duckdb.DuckDBPyConnection, agg_sql: str) -> None:
     fields (os, os_version, app_version, device_model; NULL where unknown)."""
     con.execute("DROP TABLE IF EXISTS _tu")
     con.execute(f"CREATE TEMP TABLE _tu AS {agg_sql}")
+    # into an empty table every row comes from `_tu` as it is: the update would change nothing
+    had_users = L._one(con, "SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)")
     con.execute(
         f"""INSERT INTO users (user_id, email, os, os_version, app_version, device_model,
             first_seen, last_seen, created_at, updated_at)
@@ -441,6 +445,9 @@ def _touch_users(con: duckdb.DuckDBPyConnection, agg_sql: str) -> None:
             {_now_sql()}, {_now_sql()} FROM _tu t
         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t._uid)"""
     )
+    if not had_users:
+        con.execute("DROP TABLE _tu")
+        return
     con.execute(
         """UPDATE users SET
             first_seen = least(users.first_seen, t.first_ts),
