@@ -299,7 +299,10 @@ def _sendgrid_source(
     )
     con.execute(
         f"""CREATE TEMP TABLE {table} AS SELECT *{extra} FROM (
-            SELECT j, CASE WHEN _t = 'ARRAY' THEN json_type(CAST(j AS JSON)) = 'OBJECT'
+            -- a JSON null element comes out of the cast as SQL NULL: kept as `null` and
+            -- rejected as not an object, like any other element, never dropped unseen
+            SELECT CASE WHEN _t = 'ARRAY' THEN coalesce(j, 'null') ELSE j END AS j,
+                CASE WHEN _t = 'ARRAY' THEN coalesce(json_type(CAST(j AS JSON)) = 'OBJECT', false)
                     ELSE coalesce(_t = 'OBJECT', false) END AS _ok,
                 _line, CASE WHEN _t = 'ARRAY' THEN _i END AS _elem, _t IS NULL AS _broken
             FROM (

@@ -646,3 +646,30 @@ def test_sendgrid_json_layouts(ws: WS, importer: Importer, query: Query) -> None
     ws.write("pretty.json", "[\n  " + json.dumps(sg("delivered", 2)) + ',\n  {"event":\n')
     with pytest.raises(DataError, match="pretty.json is not a valid JSON array"):
         importer(ws, "message-events", ["pretty.json"], preset="sendgrid", now=NOW)
+
+
+def test_sendgrid_null_elements_are_rejected_not_lost(
+    ws: WS, importer: Importer, query: Query
+) -> None:
+    """A `null` in a line's array is an element that is not an object: rejected at its line and
+    element like any other, counted as read, never dropped without a trace (as a `null` line
+    and a `null` in one array document already were)."""
+    lines = [
+        json.dumps([None, sg("delivered", 1), None]),
+        json.dumps([sg("open", 2), None, sg("opne", 3)]),
+    ]
+    ws.write("nulls.jsonl", "\n".join(lines) + "\n")
+    r = importer(ws, "message-events", ["nulls.jsonl"], preset="sendgrid", now=NOW)
+    assert summary(r)["message-events"] == (6, 2, 0, 4)
+    got = [(g[0], g[2], g[3]) for g in rejects(ws, query)]
+    assert got[:3] == [
+        (1, "not a JSON object (line 1, element 1)", "null"),
+        (1, "not a JSON object (line 1, element 3)", "null"),
+        (2, "not a JSON object (line 2, element 2)", "null"),
+    ]
+    assert got[3][0] == 2 and got[3][1].startswith("type: unknown SendGrid event 'opne'")
+    assert got[3][1].endswith("(element 3)")
+    assert sorted(r[0] for r in query(ws, "SELECT event_id FROM message_events")) == [
+        "ev-1",
+        "ev-2",
+    ]
