@@ -345,12 +345,32 @@ def forget_rejects(con: duckdb.DuckDBPyConnection, values: list[tuple[str, str]]
     emails = {v.strip() for k, v in values if k == "email" and v and v.strip()}
     others = {v for k, v in values if k != "email" and v and v.strip()}
     pats = [p for p in (pattern(others, ""), pattern(emails, "(?i)")) if p]
+    phones = {v.strip() for k, v in values if k == "phone" and v and v.strip()}
+    pats += [p for p in (_phone_pattern(v) for v in sorted(phones)) if p]
     if not pats:
         return 0
     text = "coalesce(raw, '') || chr(10) || coalesce(reason, '')"
     where = " OR ".join(f"regexp_matches({text}, ?)" for _ in pats)
     n = con.execute(f"DELETE FROM import_rejects WHERE {where}", pats).fetchall()[0][0]
     return int(n)
+
+
+# what an export may write between a phone number's digits: `+420 601-234 (567)`, `601.234`
+_PHONE_SEP = r"[\s().\-/]*"
+
+
+def _phone_pattern(phone: str) -> str | None:
+    """A regex for an E.164 number (`+420601234567`) however a raw line writes it: with
+    separators between the digits, `00` or nothing for the `+`, as imports normalise it
+    (kinds.NORMALISE). Not inside a longer number: no digit (or id character) right before
+    it, and no further digit after it, separators or not (`+420 601 234 567 8` is another)."""
+    digits = phone[1:] if phone.startswith("+") else ""
+    if len(digits) < 7 or not digits.isdigit():
+        return None
+    body = _PHONE_SEP.join(digits)
+    before = f"(?:^|[^{_ID_CHARS}])"
+    after = rf"(?:$|[^\s()/{_ID_CHARS}]|[\s()/.\-]+(?:$|[^0-9\s()/.\-]))"
+    return rf"{before}(?:(?:\+|00){_PHONE_SEP})?{body}{after}"
 
 
 def extra_user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -242,3 +242,39 @@ def test_forget_erases_their_import_rejects_and_keeps_others(
     dump = " ".join(str(row) for t in TABLES for row in query(people, f"FROM {t}"))
     assert not [x for x in theirs if x in dump]
     assert "ANN@Example.COM" not in dump and "aa-1" not in dump
+
+
+def test_forget_finds_their_phone_however_a_rejected_line_writes_it(
+    people: WS, cli: Cli, cli_import: CliImport, query: Query
+) -> None:
+    """Imports store a phone as E.164 (`+420601234567`), but a rejected raw line keeps it as the
+    export wrote it: with spaces, dashes, brackets, `00` for `+` or no prefix. Those go with u1;
+    other numbers stay, including one that only starts like theirs."""
+    from mcrm.db import open_db
+
+    with open_db(people.ws, write=True) as con:
+        assert con.execute("SELECT phone FROM users WHERE user_id = 'u1'").fetchall() == [
+            ("+420601234567",)
+        ]
+    theirs = [
+        '{"phone": "+420 601 234 567", "name":',
+        '{"phone": "00420-601-234-567"',
+        "u9,(+420) 601 234 567,broken",
+        '{"phone": "420601234567"',
+    ]
+    others = [
+        '{"phone": "+420 601 234 5678"',
+        '{"phone": "+420 601 234 568"',
+        '{"phone": "1420601234567"',
+    ]
+    lines = [*theirs, *others]
+    good = '{"user_id": "u3", "name": "open", "timestamp": "2024-01-05 10:00"}'
+    people.write("bad.jsonl", "\n".join([good, *lines]) + "\n")
+    r, rows = cli_import(people, "events", "bad.jsonl", "--max-reject-rate", "100%")
+    assert rows and rows[0]["rejected"] == len(lines), (r.exit_code, r.stderr)
+    r = cli(people, "users", "forget", "u1", "--yes")
+    assert r.exit_code == 0, r.stderr
+    after = sorted(
+        x[0] for x in query(people, "SELECT raw FROM import_rejects WHERE raw IS NOT NULL")
+    )
+    assert [x for x in after if x in lines] == sorted(others)
