@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from mcrm.db import open_db
 from mcrm.dispatch import send as send_mod
 from mcrm.dispatch.providers import FileOutbox
@@ -71,3 +73,31 @@ def test_the_sequential_drain_sends_the_same(
     got = send(w.ws, "promo", plan_file=p, now=dt.datetime(2026, 3, 2, 9, 0))
     assert got.outcomes == {"sent": 23}
     assert len(set(file_ids(w))) == 23 == len(file_ids(w))
+
+
+def test_the_collector_is_tuned_for_a_drain_and_restored_after() -> None:
+    import gc
+    import weakref
+
+    from mcrm.dispatch.send import GC_GEN0, _bulk_gc
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    assert frozen == 0
+
+    class Node:
+        other: object = None
+
+    with _bulk_gc():
+        assert gc.get_threshold()[0] == max(before[0], GC_GEN0)
+        assert gc.get_threshold()[1:] == before[1:]
+        assert gc.get_freeze_count() > 0
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle made during the drain is still collectable
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+    with pytest.raises(RuntimeError), _bulk_gc():
+        raise RuntimeError("a drain that fails")
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
