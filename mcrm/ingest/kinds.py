@@ -403,9 +403,10 @@ OS_SQL = (
     "CASE lower(trim({c})) WHEN '' THEN NULL WHEN 'iphone os' THEN 'ios' "
     "WHEN 'ipados' THEN 'ios' ELSE lower(trim({c})) END"
 )
-# Normalisation of one kind's column only. Not on `events` plain imports: the events staging
-# is the hot path of `mcrm import events` (the vendor presets normalise their own `os`).
+# Normalisation of one kind's column only (the vendor presets normalise their own `os`; on a
+# plain events file it costs ~0.05 us a row, 0.23 s of CPU at 5M rows).
 KIND_NORMALISE: dict[tuple[str, str], str] = {
+    ("events", "os"): OS_SQL,
     ("users", "os"): OS_SQL,
     ("devices", "os"): OS_SQL,
 }

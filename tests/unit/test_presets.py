@@ -712,6 +712,23 @@ def test_os_is_stored_in_one_spelling_whatever_the_vendor(ws: Workspace, tmp_pat
     run(ws, "events", AMPLITUDE, "amplitude")
     run(ws, "events", FIREBASE, "firebase")
     run(ws, "events", MIXPANEL, "mixpanel")
+    plain = tmp_path / "events.csv"
+    plain.write_text(
+        "event_id,user_id,name,timestamp,os\n"
+        "pe-1,ev-4,session_start,2026-01-02T10:00:00Z, iPadOS\n"
+        "pe-2,ev-5,session_start,2026-01-02T10:00:00Z,Android \n",
+        encoding="utf-8",
+    )
+    run(ws, "events", plain, None)
+    assert q(ws, "SELECT os FROM events WHERE event_id LIKE 'pe-%' ORDER BY event_id") == [
+        ("ios",),
+        ("android",),
+    ]
+    # the user's os is their latest event's, in the same spelling
+    assert q(ws, "SELECT os FROM users WHERE user_id IN ('ev-4', 'ev-5') ORDER BY 1") == [
+        ("android",),
+        ("ios",),
+    ]
     users = tmp_path / "users.csv"
     users.write_text("user_id,os\nos-1, IOS \nos-2,Android\nos-3,\n", encoding="utf-8")
     run(ws, "users", users, None)
