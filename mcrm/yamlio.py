@@ -62,7 +62,8 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{shown} is not valid UTF-8 (byte {e.start})") from None
     except OSError as e:
-        raise ConfigError(f"cannot read {shown}: {e.strerror or e or type(e).__name__}") from None
+        reason = e.strerror or str(e) or type(e).__name__
+        raise ConfigError(f"cannot read {shown}: {reason}") from None
     return parse_yaml(text, shown)
 
 

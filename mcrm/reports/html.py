@@ -1285,11 +1285,20 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
 
     try:
         # before the build: a folder that cannot be made fails in a moment, not after it
+        made = [p for p in out.parents if not p.exists()]  # deepest first
         out.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
-    with open_db(ws) as con:
-        result = build_html(con, ws, period, opts)
+    try:
+        with open_db(ws) as con:
+            result = build_html(con, ws, period, opts)
+    except BaseException:
+        for p in made:  # a failed build leaves no empty folders behind
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
     try:
         out.write_text(result.text, encoding="utf-8")
     except (OSError, ValueError) as e:

@@ -501,6 +501,21 @@ def test_write_errors_say_why(sample: Workspace, cli: Cli, tmp_path: Path) -> No
         assert "None" not in res.stderr
 
 
+def test_failed_build_leaves_no_folder_behind(cli: Cli, tmp_path: Path) -> None:
+    """The --out folder is made before the build (a bad path fails at once); a build that then
+    fails (no database yet) takes the folders it made away again, and only those."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "mcrm.yaml").write_text("timezone: UTC\n", encoding="utf-8")
+    (root / "kept").mkdir()
+    for out in (root / "a" / "b" / "r.html", root / "kept" / "c" / "r.html"):
+        res = cli(root, "report", "html", "--out", str(out), "--as-of", AS_OF)
+        assert res.exit_code == 3, res.stderr
+        assert "no database yet" in res.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["kept", "mcrm.yaml"]
+    assert list((root / "kept").iterdir()) == []
+
+
 def test_write_reason_names_the_cause(tmp_path: Path) -> None:
     from mcrm.errors import write_reason
 
