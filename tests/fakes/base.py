@@ -427,6 +427,7 @@ class Fake:
         self.lock = threading.RLock()
         """Held while `handle` runs; subclasses hold it to read or change their state."""
         self._log: list[LoggedRequest] = []
+        self._stream_lock = threading.Lock()
         self._seq = 0
         self.accepted = 0
         """Messages accepted, counted even when `keep_log` is off: FCM sends, Expo ok tickets,
@@ -660,12 +661,13 @@ class Fake:
         if self.log_stream is not None:
             shown = "dropped" if dropped else str(status)
             ms = (time.perf_counter() - t0) * 1000
-            print(
+            line = (
                 f"{self.name}: {req.method} {req.path} -> {shown}"
-                f"{' (scripted)' if scripted else ''} {ms:.1f} ms",
-                file=self.log_stream,
-                flush=True,
+                f"{' (scripted)' if scripted else ''} {ms:.1f} ms\n"
             )
+            with self._stream_lock:  # one write a line: print() from handler threads interleaved
+                self.log_stream.write(line)
+                self.log_stream.flush()
         if dropped:
             h.close_connection = True
             return

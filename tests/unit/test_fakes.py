@@ -99,6 +99,36 @@ def test_start_stop_url_and_context_manager() -> None:
     fake.stop()  # idempotent
 
 
+def test_stream_log_one_whole_line_a_request_from_many_threads() -> None:
+    """Started by hand, a fake prints one line a request on stderr; concurrent clients (a lane's
+    eight threads) must not interleave two requests' lines into one."""
+    import io
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    class SlowStream(io.StringIO):
+        """A terminal or pipe that takes its time: each write gives the other threads a turn."""
+
+        def write(self, text: str) -> int:
+            n = super().write(text)
+            time.sleep(0.002)
+            return n
+
+    stream = SlowStream()
+    with WebhookFake(log_stream=stream, keep_log=False) as fake:
+
+        def post(i: int) -> int:
+            with requests.Session() as s:
+                return _wh_post(s, fake, _generic(f"k{i}"), msg_id=f"m{i}").status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(post, range(120)))
+    assert all(200 <= c < 300 for c in codes), codes
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 120
+    assert all(re.fullmatch(r"webhook: POST /hook -> 2\d\d \d+\.\d ms", ln) for ln in lines)
+
+
 def test_keep_alive_one_connection_with_content_length(
     http: requests.Session, webhook_fake: WebhookFake
 ) -> None:
