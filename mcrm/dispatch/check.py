@@ -270,6 +270,8 @@ _TRANSPORT = {
     "tls": "TLS failed with {hp} (certificate not trusted?)",
     "read_timeout": "no answer from {hp} in time",
     "connection_lost": "{hp} closed the connection without an answer",
+    "proxy_auth": "the proxy refused its credentials (407) for {hp}",
+    "proxy_refused": "the proxy refused to connect to {hp}",
 }
 
 

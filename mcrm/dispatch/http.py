@@ -17,7 +17,7 @@ import datetime as dt
 import ipaddress
 import socket
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from mcrm.dispatch.core import Outcome, parse_retry_after
 from mcrm.errors import ConfigError
@@ -57,6 +57,9 @@ def transport_outcome(e: BaseException) -> tuple[Outcome, str]:
             reason = e.args[1] if len(e.args) > 1 else None
             if isinstance(reason, NewConnectionError | u3.ConnectTimeoutError):
                 return Outcome.RETRY, "connect_failed"  # the proxy itself is unreachable
+            tunnel = _tunnel_refused(reason)
+            if tunnel is not None:
+                return tunnel
         return Outcome.AMBIGUOUS, "connection_lost"
     if isinstance(e, requests.exceptions.ConnectTimeout):
         return Outcome.RETRY, "connect_timeout"
@@ -68,8 +71,25 @@ def transport_outcome(e: BaseException) -> tuple[Outcome, str]:
         reason = e.args[0] if e.args else None
         if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
             return Outcome.RETRY, "connect_failed"
+        if isinstance(reason, MaxRetryError) and isinstance(reason.reason, u3.ProxyError):
+            inner = reason.reason.args[1] if len(reason.reason.args) > 1 else None
+            tunnel = _tunnel_refused(inner)
+            if tunnel is not None:
+                return tunnel
         return Outcome.AMBIGUOUS, "connection_lost"
     return Outcome.AMBIGUOUS, type(e).__name__
+
+
+def _tunnel_refused(reason: Any) -> tuple[Outcome, str] | None:
+    """The proxy answered CONNECT with an error (`Tunnel connection failed: 407 ...`):
+    no byte reached the provider. 407 is configuration (the proxy's credentials), any other
+    status nothing sent (retry)."""
+    text = str(reason) if isinstance(reason, OSError) else ""
+    if not text.startswith("Tunnel connection failed"):
+        return None
+    if ": 407" in text:
+        return Outcome.AUTH, "proxy_auth"
+    return Outcome.RETRY, "proxy_refused"
 
 
 def retry_after(headers: Any) -> float | None:
@@ -147,7 +167,16 @@ class Wire:
             proxy = None
         self._pool: Any
         if proxy:
-            self._manager: Any = urllib3.ProxyManager(proxy, num_pools=1, maxsize=pool)
+            # credentials in the proxy URL become Proxy-Authorization, as requests does
+            # (urllib3 leaves them out: the proxy would refuse every request with 407)
+            auth = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+            hdrs = {}
+            if auth.username is not None:
+                user, pw = unquote(auth.username), unquote(auth.password or "")
+                hdrs = urllib3.make_headers(proxy_basic_auth=f"{user}:{pw}")
+            self._manager: Any = urllib3.ProxyManager(
+                proxy, num_pools=1, maxsize=pool, proxy_headers=hdrs
+            )
             self._pool = self._manager.connection_from_url(url)
             if parts.scheme == "http":  # forwarded, not tunnelled: the request line has the URL
                 self.path = url

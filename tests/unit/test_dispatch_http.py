@@ -151,3 +151,108 @@ def test_urllib3_failures_keep_the_taxonomy() -> None:
     lost = ProtocolError("Connection aborted.", ConnectionResetError())
     assert transport_outcome(lost) == (Outcome.AMBIGUOUS, "connection_lost")
     assert transport_outcome(SSLError("bad certificate")) == (Outcome.AUTH, "tls")
+
+
+_407 = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+
+
+class _Proxy:
+    """A proxy on a raw socket: records each request head; answers 407 unless the head has
+    the expected Proxy-Authorization, then 200 (a forwarded request) or 502 (a CONNECT: the
+    tunnel is refused, nothing reaches the provider)."""
+
+    def __init__(self, want: str) -> None:
+        self.want = want.lower()
+        self.heads: list[list[str]] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head = data.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+                self.heads.append(head)
+                auth = [h.lower() for h in head if h.lower().startswith("proxy-authorization:")]
+                if auth != [f"proxy-authorization: {self.want}"]:
+                    c.sendall(_407)
+                elif head[0].startswith("CONNECT"):
+                    c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_proxy_credentials_in_the_url_are_sent_as_requests_sends_them(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    import base64
+
+    want = "Basic " + base64.b64encode(b"us@r:p:ss").decode()
+    proxy = _Proxy(want)
+    try:
+        url = f"http://us%40r:p%3Ass@127.0.0.1:{proxy.port}"
+        no_proxy_env.setenv("HTTP_PROXY", url)
+        no_proxy_env.setenv("HTTPS_PROXY", url)
+        w = Wire("http://sg.invalid/v3/mail/send", pool=1)  # forwarded
+        try:
+            assert w.post(b"{}", {}, (5, 5)).status_code == 200
+        finally:
+            w.close()
+        w = Wire("https://sg.invalid/v3/mail/send", pool=1)  # tunnelled: CONNECT carries it
+        try:
+            with pytest.raises(Exception) as refused:
+                w.post(b"{}", {}, (5, 5))
+        finally:
+            w.close()
+    finally:
+        proxy.close()
+    assert [h[0] for h in proxy.heads] == [
+        "POST http://sg.invalid/v3/mail/send HTTP/1.1",
+        "CONNECT sg.invalid:443 HTTP/1.0",
+    ]
+    # the proxy would not open the tunnel: nothing was sent, so not ambiguous (unknown)
+    assert transport_outcome(refused.value) == (Outcome.RETRY, "proxy_refused")
+
+
+def test_a_proxy_refusing_the_tunnel_is_not_ambiguous(no_proxy_env: pytest.MonkeyPatch) -> None:
+    import requests
+
+    proxy = _Proxy("Basic never")
+    try:
+        no_proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        w = Wire("https://sg.invalid/v3/mail/send", pool=1)
+        try:
+            with pytest.raises(Exception) as wire:
+                w.post(b"{}", {}, (5, 5))
+        finally:
+            w.close()
+        with pytest.raises(Exception) as req, requests.Session() as s:
+            s.post("https://sg.invalid/v3/mail/send", data=b"{}", timeout=(5, 5))
+    finally:
+        proxy.close()
+    # 407 on CONNECT: the proxy's credentials are configuration; no byte reached the provider
+    assert transport_outcome(wire.value) == (Outcome.AUTH, "proxy_auth")
+    assert transport_outcome(req.value) == (Outcome.AUTH, "proxy_auth")
