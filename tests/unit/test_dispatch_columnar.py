@@ -8,6 +8,8 @@ read more than the path builds go the usual way and still send the same text."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import random
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from mcrm.campaigns.render import content_hash, unsubscribe_token, verify_unsubscribe_token
 from mcrm.db import open_db
 from mcrm.dispatch import send as send_mod
-from mcrm.dispatch.columnar import tokens
+from mcrm.dispatch.columnar import _pads, tokens
 from tests.conftest import WS, Cli, WorkspaceFactory
 from tests.fakes import SendGridFake
 from tests.unit.test_campaign_plan import _insert
@@ -183,6 +185,24 @@ def test_tokens_are_unsubscribe_tokens() -> None:
         assert [verify_unsubscribe_token(secret, t)[0] for t in got] == ids
     with pytest.raises(ValueError):
         tokens(b"k", ["ok", "bad\x01id"], "promo", issued)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [b"", b"k", b"s" * 63, b"s" * 64, b"L" * 65, b"x" * 200, "sécret-王".encode() * 20,
+     bytes(range(256)), b"\0" * 64, b"k\0"],
+    ids=["empty", "short", "63", "64", "65", "200", "non-ascii", "all-bytes", "nul-64", "nul"],
+)  # fmt: skip
+def test_the_keyed_states_are_hmac_sha256(secret: bytes) -> None:
+    # checked against the stdlib directly: `tokens` falls back to the slow way when its first
+    # token disagrees, so comparing tokens alone would not see wrong pads
+    inner, outer = _pads(secret)
+    for msg in (b"", b"1\x1fu1\x1fpromo\x1f1767225600", bytes(range(256)) * 3):
+        i = inner.copy()
+        i.update(msg)
+        o = outer.copy()
+        o.update(i.digest())
+        assert o.digest() == hmac.new(secret, msg, hashlib.sha256).digest()
 
 
 def test_a_skipping_template_sends_nothing_for_those_users(
