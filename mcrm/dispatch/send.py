@@ -810,17 +810,37 @@ def _bulk_gc() -> Iterator[None]:
     (`benchmarks.profile_dispatch`, gc.callbacks). Here the objects that existed before the
     drain are frozen (not scanned again: the workspace, templates, modules) and the first
     threshold is GC_GEN0: 0.04 s of collections. Cycles are still collected, later; what the
-    refcounts free (nearly everything) is freed at once as before."""
+    refcounts free (nearly everything) is freed at once as before.
+
+    The collector is one per process: drains that nest or overlap (threads) tune it once,
+    the first in, and the last out restores it. Objects someone else froze stay frozen (the
+    drain then freezes nothing: `gc.unfreeze` would thaw theirs too), and a first threshold
+    of 0 (automatic collection off) stays 0."""
     import gc
 
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(old[0], GC_GEN0), *old[1:])
+    with _GC_LOCK:
+        if _GC_STATE["depth"] == 0:
+            old = gc.get_threshold()
+            froze = gc.get_freeze_count() == 0
+            _GC_STATE["old"], _GC_STATE["froze"] = old, froze
+            if froze:
+                gc.freeze()
+            if old[0]:
+                gc.set_threshold(max(old[0], GC_GEN0), *old[1:])
+        _GC_STATE["depth"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
+        with _GC_LOCK:
+            _GC_STATE["depth"] -= 1
+            if _GC_STATE["depth"] == 0:
+                gc.set_threshold(*_GC_STATE["old"])
+                if _GC_STATE["froze"]:
+                    gc.unfreeze()
+
+
+_GC_LOCK = threading.Lock()
+_GC_STATE: dict[str, Any] = {"depth": 0, "old": None, "froze": False}  # of _bulk_gc
 
 
 @dataclass

@@ -101,3 +101,69 @@ def test_the_collector_is_tuned_for_a_drain_and_restored_after() -> None:
     with pytest.raises(RuntimeError), _bulk_gc():
         raise RuntimeError("a drain that fails")
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+def test_nested_and_overlapping_drains_restore_the_collector_once() -> None:
+    import gc
+    import threading
+
+    from mcrm.dispatch.send import GC_GEN0, _bulk_gc
+
+    before = gc.get_threshold()
+    tuned = (max(before[0], GC_GEN0), *before[1:])
+    with _bulk_gc():
+        frozen = gc.get_freeze_count()
+        with _bulk_gc():  # a drain inside a drain
+            assert gc.get_threshold() == tuned
+        # the inner one neither thawed the outer's objects nor restored the threshold early
+        assert gc.get_threshold() == tuned
+        assert gc.get_freeze_count() > frozen - 100 > 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+    # two threads' drains overlapping: A in, B in, A out, B out
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[tuple[int, ...]] = []
+
+    def drain_a() -> None:
+        with _bulk_gc():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def drain_b() -> None:
+        a_in.wait(5)
+        with _bulk_gc():
+            b_in.set()
+            a_out.wait(5)
+            seen.append(gc.get_threshold())
+
+    ts = [threading.Thread(target=drain_a), threading.Thread(target=drain_b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(10)
+    assert seen == [tuned]  # still tuned while B drains
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)  # not left at 20,000
+
+
+def test_objects_frozen_before_a_drain_stay_frozen_and_a_zero_threshold_stays() -> None:
+    import gc
+
+    from mcrm.dispatch.send import _bulk_gc
+
+    before = gc.get_threshold()
+    gc.freeze()  # a host that froze its startup objects (pre-fork servers do)
+    try:
+        frozen = gc.get_freeze_count()
+        with pytest.raises(KeyboardInterrupt), _bulk_gc():
+            raise KeyboardInterrupt
+        # still frozen (a frozen object freed meanwhile leaves the count: not exact)
+        assert gc.get_freeze_count() > frozen - 100 > 0
+    finally:
+        gc.unfreeze()
+    gc.set_threshold(0, *before[1:])  # automatic collection off
+    try:
+        with _bulk_gc():
+            assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
