@@ -256,3 +256,30 @@ def test_a_proxy_refusing_the_tunnel_is_not_ambiguous(no_proxy_env: pytest.Monke
     # 407 on CONNECT: the proxy's credentials are configuration; no byte reached the provider
     assert transport_outcome(wire.value) == (Outcome.AUTH, "proxy_auth")
     assert transport_outcome(req.value) == (Outcome.AUTH, "proxy_auth")
+
+
+def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> None:
+    # a server with a self-signed certificate (tests/fixtures/tls, a test-only key): the
+    # TLS handshake fails before any byte of the request is sent -> auth ("tls"), never sent
+    import ssl
+    from pathlib import Path
+
+    tls = Path(__file__).parent.parent / "fixtures" / "tls"
+    srv = _Recorder(close_after_answer=False)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls / "self-signed.pem", tls / "self-signed.key")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        w = Wire(f"https://127.0.0.1:{srv.server_address[1]}/v3/mail/send", pool=1)
+        try:
+            with pytest.raises(Exception) as failed:
+                w.post(b"{}", {}, (5, 5))
+        finally:
+            w.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert transport_outcome(failed.value) == (Outcome.AUTH, "tls")
+    assert srv.lines == []

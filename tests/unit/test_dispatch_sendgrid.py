@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -557,3 +558,57 @@ def test_the_body_is_the_json_of_the_stdlib_encoder() -> None:
     assert body == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     assert [p["substitutions"]["-mcrm_t0-"] for p in doc["personalizations"]] == odd
     assert [p["subject"] for p in doc["personalizations"]] == [f"{n}, hi" for n in odd]
+
+
+def test_after_a_read_timeout_and_a_drop_the_next_answer_is_its_own(
+    sendgrid_fake: SendGridFake, sg: SendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the late 202 of a timed-out request must never be read as the next request's answer:
+    # the connection it was on is thrown away, not reused
+    from tests.fakes.base import Delay
+
+    monkeypatch.setattr("mcrm.dispatch.sendgrid.TIMEOUT", (5, 0.3))
+    sendgrid_fake.script(Delay(0.8), 503, "drop_after_body", (429, {"Retry-After": "3"}))
+    got = [sg.send([message(i), message(i + 10)]) for i in range(5)]
+    assert [[(r.outbox_id, r.outcome, r.error_code) for r in res] for res in got] == [
+        [(1000, Outcome.AMBIGUOUS, "read_timeout"), (1010, Outcome.AMBIGUOUS, "read_timeout")],
+        [(1001, Outcome.RETRY, "503"), (1011, Outcome.RETRY, "503")],
+        [(1002, Outcome.AMBIGUOUS, "connection_lost")] + [(1012, Outcome.AMBIGUOUS,
+                                                           "connection_lost")],
+        [(1003, Outcome.THROTTLED, "429"), (1013, Outcome.THROTTLED, "429")],
+        [(1004, Outcome.SENT, None), (1014, Outcome.SENT, None)],
+    ]  # fmt: skip
+    assert got[3][0].retry_after_s == got[3][1].retry_after_s == 3.0
+    mids = {r.provider_message_id for r in got[4]}
+    assert len(mids) == 1 and None not in mids
+    # what the provider queued: the dropped one, the last, and (late) the timed-out one
+    deadline = time.monotonic() + 5
+    while len(sendgrid_fake.sent) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(sendgrid_fake.sent) == 3
+
+
+def test_one_answer_gives_each_member_its_own_result(fake_factory: Any) -> None:
+    # the answer is classified once per request: every member keeps its own outbox id
+    clock = FakeClock()
+    fake: SendGridFake = fake_factory("sendgrid", clock=clock)
+    a = SendGrid(
+        "sg",
+        {"api_key": fake.api_key, "from": FROM, "base_url": fake.url, "sandbox": True},
+        clock=clock,
+    )
+    batch = [message(i, name=NAMES[i % 6]) for i in range(7)]  # one request
+    try:
+        fake.script((429, {"X-RateLimit-Reset": str(int(clock()) + 9)}))
+        throttled = a.send(batch)
+        sandboxed = a.send(batch)
+    finally:
+        a.close()
+    assert len(fake.log) == 2  # one request each time
+    ids = [m.outbox_id for m in batch]
+    assert [r.outbox_id for r in throttled] == ids == [r.outbox_id for r in sandboxed]
+    assert {(r.outcome, r.error_code, r.retry_after_s) for r in throttled} == {
+        (Outcome.THROTTLED, "429", 9.0)
+    }
+    assert {(r.outcome, r.error_detail) for r in sandboxed} == {(Outcome.SENT, "sandbox")}
+    assert len(set(throttled)) == len(set(sandboxed)) == 7  # hashable, distinct by id
