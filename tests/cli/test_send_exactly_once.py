@@ -184,11 +184,38 @@ def _send_proc(w: WS, p: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _lines(w: WS) -> int:
+    path = w.root / "out" / "outbox.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def _kill_at_random_point(proc: subprocess.Popen[bytes], w: WS, rng: random.Random) -> bool:
+    """SIGKILL `proc` at a random point of its work, whatever the machine's speed: one kill in
+    four at a random moment of start-up and enqueue (before the first write), the others once
+    the file has grown by a random number of messages (up to 80% of what is left), plus a
+    random few milliseconds, so the kill lands anywhere between an fsync and the outbox update
+    as well. True when it was killed (not finished first)."""
+    before = _lines(w)
+    left = 1500 - before
+    if rng.random() < 0.25 or left < 5:
+        time.sleep(rng.uniform(0.05, 0.8))
+    else:
+        target = before + rng.randint(1, max(1, int(left * 0.8)))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _lines(w) < target and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.02))
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    return True
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_at_random_points_never_sends_twice(
     workspace: WorkspaceFactory, cli: Cli, seed: int
 ) -> None:
-    """Kill `mcrm send` with SIGKILL after a random delay, many times, then let it finish:
+    """Kill `mcrm send` with SIGKILL at random points, many times, then let it finish:
     every planned message is in the file exactly once and the outbox agrees."""
     rng = random.Random(seed)
     w = make(workspace, 1500, batch=7)
@@ -197,10 +224,7 @@ def test_sigkill_at_random_points_never_sends_twice(
     seen_progress: list[int] = []
     for _ in range(8):
         proc = _send_proc(w, p)
-        time.sleep(rng.uniform(0.6, 2.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        kills += _kill_at_random_point(proc, w, rng)
         proc.wait()
         seen_progress.append(len(file_ids(w)))
         if len(set(file_ids(w))) == 1500:
