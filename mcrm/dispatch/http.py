@@ -167,9 +167,18 @@ class Wire:
             proxy = None
         self._pool: Any
         if proxy:
-            # credentials in the proxy URL become Proxy-Authorization, as requests does
-            # (urllib3 leaves them out: the proxy would refuse every request with 407)
-            auth = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+            # as requests reads it: no scheme is http:// (`proxy.corp:3128`), and credentials
+            # in the URL become Proxy-Authorization (urllib3 leaves them out: the proxy would
+            # refuse every request with 407)
+            proxy = proxy if "://" in proxy else "http://" + proxy
+            auth = urlsplit(proxy)
+            if auth.scheme not in ("http", "https"):
+                raise ConfigError(
+                    f"the environment's proxy for {parts.scheme} is a {auth.scheme}:// proxy: "
+                    "only http:// and https:// proxies are supported",
+                    hint="set HTTPS_PROXY / HTTP_PROXY / ALL_PROXY to an http(s) proxy, "
+                    "or NO_PROXY for this host",
+                )
             hdrs = {}
             if auth.username is not None:
                 user, pw = unquote(auth.username), unquote(auth.password or "")

@@ -283,3 +283,21 @@ def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> Non
         srv.server_close()
     assert transport_outcome(failed.value) == (Outcome.AUTH, "tls")
     assert srv.lines == []
+
+
+def test_a_proxy_without_a_scheme_is_http_and_a_socks_proxy_a_clear_error(
+    server: _Recorder, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    from mcrm.errors import ConfigError
+
+    target = "http://sg.invalid/v3/mail/send"
+    no_proxy_env.setenv("HTTP_PROXY", f"127.0.0.1:{server.server_address[1]}")  # as requests
+    w = Wire(target, pool=1)
+    try:
+        assert w.post(b"{}", {}, (5, 5)).status_code == 200
+    finally:
+        w.close()
+    assert server.lines == [f"POST {target} HTTP/1.1"]
+    no_proxy_env.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(ConfigError, match="socks5:// proxy: only http:// and https://"):
+        Wire(target, pool=1)
