@@ -124,6 +124,19 @@ def check_target(url: str, allow_private: bool, what: str) -> None:
             )
 
 
+def url_problem(url: str) -> str | None:
+    """What makes `url` unusable for urllib3 (a port out of range, a space in the host), or
+    None."""
+    from urllib3.util import parse_url
+
+    try:
+        _ = urlsplit(url).port
+        parse_url(url)
+    except ValueError as e:  # urllib3's LocationParseError is one
+        return str(e)
+    return None
+
+
 class WireResponse:
     """What an adapter reads of an answer: status, headers (case-insensitive) and body."""
 
@@ -151,6 +164,9 @@ class Wire:
 
         import urllib3
 
+        problem = url_problem(url)  # a bad port or host: said here, not as urllib3's error
+        if problem:
+            raise ConfigError(f"'{url}' is not a valid URL ({problem})")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"'{url}' is not an http(s) URL")

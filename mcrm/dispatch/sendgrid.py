@@ -52,6 +52,7 @@ from mcrm.dispatch.http import (
     retry_after,
     session,
     transport_outcome,
+    url_problem,
 )
 from mcrm.errors import ConfigError, Where
 
@@ -203,6 +204,12 @@ class SendGrid:
         }
         # the sends over a urllib3 pool (`http.Wire`: 0.37 ms of CPU a 190 kB request to the
         # fake against 0.88 ms through requests); `mcrm providers check` uses `http`
+        problem = url_problem(self.url)
+        if problem:
+            raise ConfigError(
+                f"provider '{name}': base_url is not a valid URL ({problem}), found {base!r}",
+                where=Where("mcrm.yaml", None, f"providers.{name}.base_url"),
+            )
         self.wire = Wire(self.url, pool=1)
         self.http = session(pool=4)
         self.http.headers.update(self._headers)

@@ -519,6 +519,11 @@ def test_connection_refused_is_retry() -> None:
         ({"api_key": "SG.x", "from": '"Shop, Inc" <a@b.example>'}, "';' and ','"),
         ({"api_key": "SG.x", "from": FROM, "sandbox": "yes"}, "sandbox must be true or false"),
         ({"api_key": "SG.x", "from": FROM, "base_url": "ftp://x"}, "base_url"),
+        # urllib3 would refuse these when the lane starts: said as the option's problem
+        ({"api_key": "SG.x", "from": FROM, "base_url": "https://h:99999"}, "base_url is not a"),
+        ({"api_key": "SG.x", "from": FROM, "base_url": "https://h:x"}, "base_url is not a"),
+        ({"api_key": "SG.x", "from": FROM, "base_url": "https://a b"}, "base_url is not a"),
+        ({"api_key": "SG.x", "from": FROM, "base_url": "https://[::1"}, "base_url is not a"),
         ({"api_key": "SG.x", "from": FROM, "batch": 5}, "unknown option(s) batch"),
     ],
 )
