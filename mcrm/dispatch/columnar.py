@@ -262,7 +262,8 @@ class Columns:
         from mcrm.campaigns.render import email_headers
 
         rendered = []
-        keys = self.keys
+        shares: list[Shared] = []  # taken now: a later key of the batch may clear the caches
+        keys, shared_of = self.keys, self.shared
         for _uid, variant, values in rows:
             got = keys.get((variant, *values))  # rendered before: no call
             if got is None:
@@ -270,6 +271,7 @@ class Columns:
                 if got is None:
                     return None
             rendered.append(got)
+            shares.append(shared_of[id(got[0])])
         urls: list[str] = []
         escaped: list[str] = []  # each URL as autoescape prints it
         d = self.delivery.unsubscribe
@@ -304,7 +306,7 @@ class Columns:
             shared = None
             if esc:
                 url, q = urls[i], escaped[i]
-                shared = (self.shared[id(p)], url)
+                shared = (shares[i], url)
                 p = {
                     k: (v.replace(s, q if esc[k] else url) if k in esc else v)
                     for k, v in p.items()

@@ -247,3 +247,20 @@ def test_through_sendgrid_each_recipient_gets_the_renderers_message(
         assert got[key]["headers"] == headers
     # shared content: a few requests for 400 recipients in 10 claimed batches of 40
     assert len(sendgrid_fake.sent) <= 40
+
+
+def test_the_key_cache_filling_up_inside_a_batch_loses_nothing(
+    workspace: WorkspaceFactory, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the cache of rendered keys is cleared when it is full: a batch whose first keys were
+    # found in it and whose later keys filled it must still build every message
+    from mcrm.dispatch import columnar
+
+    monkeypatch.setattr(columnar, "MAX_KEYS", 3)
+    w = make(workspace, 120, PURE)
+    got = sent(w, cli)
+    want = expected(w)
+    assert set(got) == set(want) and len(got) == 120
+    for key, (parts, headers, _) in want.items():
+        assert got[key]["content"] == parts, key
+        assert got[key]["headers"] == headers, key
