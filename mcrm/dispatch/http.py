@@ -137,6 +137,26 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def _ca_bundle() -> dict[str, str]:
+    """The certificates https is verified against, as requests picks them: the file or
+    folder `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` names, else certifi's bundle (not the
+    system's store: an image without one, or a TLS-inspecting proxy's CA given to requests
+    that way, must work here as it does for the other lanes)."""
+    import os
+
+    loc = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not loc:
+        import certifi
+
+        loc = certifi.where()
+    if not os.path.exists(loc):
+        raise ConfigError(
+            f"the CA bundle {loc} does not exist",
+            hint="REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE must name a PEM file or a folder",
+        )
+    return {"ca_cert_dir": loc} if os.path.isdir(loc) else {"ca_certs": loc}
+
+
 class WireResponse:
     """What an adapter reads of an answer: status, headers (case-insensitive) and body."""
 
@@ -182,6 +202,7 @@ class Wire:
         ):
             proxy = None
         self._pool: Any
+        ca: dict[str, Any] = _ca_bundle() if parts.scheme == "https" else {}
         if proxy:
             # as requests reads it: no scheme is http:// (`proxy.corp:3128`), and credentials
             # in the URL become Proxy-Authorization (urllib3 leaves them out: the proxy would
@@ -200,14 +221,14 @@ class Wire:
                 user, pw = unquote(auth.username), unquote(auth.password or "")
                 hdrs = urllib3.make_headers(proxy_basic_auth=f"{user}:{pw}")
             self._manager: Any = urllib3.ProxyManager(
-                proxy, num_pools=1, maxsize=pool, proxy_headers=hdrs
+                proxy, num_pools=1, maxsize=pool, proxy_headers=hdrs, **ca
             )
             self._pool = self._manager.connection_from_url(url)
             if parts.scheme == "http":  # forwarded, not tunnelled: the request line has the URL
                 self.path = url
         else:
             self._manager = None
-            self._pool = urllib3.connection_from_url(url, maxsize=pool, block=False)
+            self._pool = urllib3.connection_from_url(url, maxsize=pool, block=False, **ca)
 
     def post(self, body: bytes, headers: dict[str, str], timeout: tuple[float, float]) -> Any:
         t = self._timeouts.get(timeout)

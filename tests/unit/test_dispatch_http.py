@@ -9,12 +9,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mcrm.dispatch.core import Outcome
 from mcrm.dispatch.http import Wire, transport_outcome
+from mcrm.errors import ConfigError
 
 
 class _Recorder(ThreadingHTTPServer):
@@ -202,6 +204,8 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     return monkeypatch
 
 
@@ -258,13 +262,46 @@ def test_a_proxy_refusing_the_tunnel_is_not_ambiguous(no_proxy_env: pytest.Monke
     assert transport_outcome(req.value) == (Outcome.AUTH, "proxy_auth")
 
 
-def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> None:
-    # a server with a self-signed certificate (tests/fixtures/tls, a test-only key): the
-    # TLS handshake fails before any byte of the request is sent -> auth ("tls"), never sent
-    import ssl
-    from pathlib import Path
+TLS = Path(__file__).parent.parent / "fixtures" / "tls"  # a self-signed test-only key
 
-    tls = Path(__file__).parent.parent / "fixtures" / "tls"
+
+def _tls_server() -> _Recorder:
+    import ssl
+
+    srv = _Recorder(close_after_answer=False)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(TLS / "self-signed.pem", TLS / "self-signed.key")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_https_trusts_what_requests_trusts(no_proxy_env: pytest.MonkeyPatch) -> None:
+    # REQUESTS_CA_BUNDLE (a TLS-inspecting proxy's CA, say): trusted, and the host checked
+    srv = _tls_server()
+    try:
+        no_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "self-signed.pem"))
+        port = srv.server_address[1]
+        w = Wire(f"https://127.0.0.1:{port}/v3/mail/send", pool=1)
+        try:
+            assert w.post(b"{}", {}, (5, 5)).status_code == 200
+        finally:
+            w.close()
+        no_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "missing.pem"))
+        with pytest.raises(ConfigError, match="CA bundle .*missing.pem does not exist"):
+            Wire(f"https://127.0.0.1:{port}/v3/mail/send", pool=1)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert srv.lines == ["POST /v3/mail/send HTTP/1.1"]
+
+
+def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> None:
+    # a server with a self-signed certificate: the TLS handshake fails before any byte of
+    # the request is sent -> auth ("tls"), never sent
+    import ssl
+
+    tls = TLS
     srv = _Recorder(close_after_answer=False)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tls / "self-signed.pem", tls / "self-signed.key")
