@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcrm.dispatch.core import Outbound, Outcome, Result, parse_retry_after
-from mcrm.dispatch.http import json_or_none, session, transport_outcome
+from mcrm.dispatch.http import base_url, json_or_none, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
 DEFAULT_BASE = "https://exp.host"
@@ -105,7 +105,7 @@ class Expo:
             )
         self.name = name
         self.clock = clock
-        self.base = str(opts.get("base_url") or DEFAULT_BASE).rstrip("/")
+        self.base = base_url(name, opts, DEFAULT_BASE)
         token = opts.get("access_token")
         self.access_token = str(token) if token else None
         self.timeout = (5.0, float(opts.get("timeout", 30)))

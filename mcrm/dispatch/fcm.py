@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mcrm.dispatch.core import Outbound, Outcome, Result, parse_retry_after
-from mcrm.dispatch.http import OneByOne, Wire, json_or_none, session, transport_outcome
+from mcrm.dispatch.http import OneByOne, Wire, base_url, json_or_none, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -164,7 +164,7 @@ class Fcm:
                 f"provider '{name}' needs project_id: (the service-account file has none)",
                 where=where,
             )
-        base = str(opts.get("base_url") or DEFAULT_BASE).rstrip("/")
+        base = base_url(name, opts, DEFAULT_BASE)
         self.url = f"{base}/v1/projects/{self.project_id}/messages:send"
         self.concurrency = _int_opt(name, opts, "concurrency", 8, 1, 64)
         # rows claimed (and committed `sending`) at a time: a claim and a settle cost about the

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mcrm.dispatch.core import Outcome, parse_retry_after
-from mcrm.errors import ConfigError
+from mcrm.errors import ConfigError, Where
 
 TIMEOUT = (5, 30)
 
@@ -135,6 +135,30 @@ def url_problem(url: str) -> str | None:
     except ValueError as e:  # urllib3's LocationParseError is one
         return str(e)
     return None
+
+
+def base_url(name: str, opts: dict[str, Any], default: str) -> str:
+    """`providers.NAME.base_url` (or `default`) without its trailing `/`, checked when the lane
+    is made: an http(s) URL that urllib3 and requests can use, so a typo is a ConfigError at
+    the option, not a crash or a transport error in the middle of a send."""
+    base = str(opts.get("base_url") or default).rstrip("/")
+    where = Where("mcrm.yaml", None, f"providers.{name}.base_url")
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"provider '{name}': base_url must be an http(s) URL, found {base!r}", where=where
+        )
+    problem = url_problem(base)
+    if problem:
+        raise ConfigError(
+            f"provider '{name}': base_url is not a valid URL ({problem}), found {base!r}",
+            where=where,
+        )
+    if not urlsplit(base).hostname:
+        raise ConfigError(
+            f"provider '{name}': base_url must be an http(s) URL with a host, found {base!r}",
+            where=where,
+        )
+    return base
 
 
 def _ca_bundle() -> dict[str, str]:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcrm.dispatch.core import Outbound, Outcome, Result, batch_key, parse_retry_after
-from mcrm.dispatch.http import json_or_none, session, transport_outcome
+from mcrm.dispatch.http import base_url, json_or_none, session, transport_outcome
 from mcrm.errors import ConfigError, Where
 
 DEFAULT_BASE = "https://api.onesignal.com"
@@ -86,7 +86,7 @@ class OneSignal:
                 f"provider '{name}': app_id must be the app's UUID",
                 where=Where("mcrm.yaml", None, f"providers.{name}.app_id"),
             ) from None
-        self.base = str(opts.get("base_url") or DEFAULT_BASE).rstrip("/")
+        self.base = base_url(name, opts, DEFAULT_BASE)
         self.timeout = (5.0, float(opts.get("timeout", 30)))
         target = str(opts.get("target", "external_id"))
         if target not in TARGETS:

@@ -32,6 +32,7 @@ from mcrm.dispatch.core import Outbound, Outcome, Result
 from mcrm.dispatch.http import (
     TIMEOUT,
     OneByOne,
+    base_url,
     json_or_none,
     retry_after,
     session,
@@ -125,12 +126,7 @@ class Twilio:
                 where=Where("mcrm.yaml", None, f"providers.{name}.concurrency"),
             )
         self.concurrency = conc
-        base = str(opts.get("base_url") or DEFAULT_BASE).rstrip("/")
-        if not base.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"provider '{name}': base_url must be an http(s) URL, found {base!r}",
-                where=Where("mcrm.yaml", None, f"providers.{name}.base_url"),
-            )
+        base = base_url(name, opts, DEFAULT_BASE)
         self.url = f"{base}/{API}/Accounts/{sid}/Messages.json"
         basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self.http = session(pool=conc)

@@ -271,6 +271,10 @@ def test_a_failed_receipt_poll_is_reported_as_such(expo_fake: ExpoFake) -> None:
         ({"colour": "blue"}, "unknown option"),
         ({"priority": "urgent"}, "priority"),
         ({"ttl": "soon"}, "ttl"),
+        ({"base_url": "ftp://x"}, "must be an http(s) URL"),
+        ({"base_url": "https://"}, "must be an http(s) URL"),
+        ({"base_url": "https://h:99999"}, "base_url is not a valid URL"),
+        ({"base_url": "https://a b"}, "base_url is not a valid URL"),
     ],
 )
 def test_config_errors(opts: dict[str, Any], words: str) -> None:

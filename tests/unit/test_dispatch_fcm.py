@@ -399,6 +399,10 @@ def test_project_id_defaults_to_the_file(fcm_fake: FcmFake, sa: Path) -> None:
         ({"concurrency": 0}, "concurrency"),
         ({"ttl": "forever"}, "ttl"),
         ({"ttl": 9_999_999}, "ttl"),
+        ({"base_url": "ftp://x"}, "must be an http(s) URL"),
+        ({"base_url": "https://"}, "must be an http(s) URL"),
+        ({"base_url": "https://h:99999"}, "base_url is not a valid URL"),
+        ({"base_url": "https://a b"}, "base_url is not a valid URL"),
     ],
 )
 def test_config_errors(sa: Path, opts: dict[str, Any], words: str) -> None:

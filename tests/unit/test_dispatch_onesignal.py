@@ -259,6 +259,10 @@ def test_read_timeout_is_ambiguous_and_refused_is_retry(onesignal_fake: OneSigna
         ({"target": "email"}, "target"),
         ({"batch": 5000}, "batch"),
         ({"colour": "blue"}, "unknown option"),
+        ({"base_url": "ftp://x"}, "must be an http(s) URL"),
+        ({"base_url": "https://"}, "must be an http(s) URL"),
+        ({"base_url": "https://h:99999"}, "base_url is not a valid URL"),
+        ({"base_url": "https://a b"}, "base_url is not a valid URL"),
     ],
 )
 def test_config_errors(opts: dict[str, Any], words: str) -> None:

@@ -524,6 +524,7 @@ def test_connection_refused_is_retry() -> None:
         ({"api_key": "SG.x", "from": FROM, "base_url": "https://h:x"}, "base_url is not a"),
         ({"api_key": "SG.x", "from": FROM, "base_url": "https://a b"}, "base_url is not a"),
         ({"api_key": "SG.x", "from": FROM, "base_url": "https://[::1"}, "base_url is not a"),
+        ({"api_key": "SG.x", "from": FROM, "base_url": "https://"}, "must be an http(s) URL"),
         ({"api_key": "SG.x", "from": FROM, "batch": 5}, "unknown option(s) batch"),
     ],
 )

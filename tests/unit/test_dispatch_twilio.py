@@ -283,6 +283,22 @@ SID = "AC" + "0" * 32
         ({"account_sid": SID, "auth_token": "t", "from": "+1", "concurrency": 0}, "1..64"),
         ({"account_sid": SID, "auth_token": "t", "from": "+1", "status_callback": "x"}, "http"),
         ({"account_sid": SID, "auth_token": "t", "from": "+1", "token": "x"}, "unknown"),
+        (
+            {"account_sid": SID, "auth_token": "t", "from": "+1", "base_url": "ftp://x"},
+            "must be an http(s) URL",
+        ),
+        (
+            {"account_sid": SID, "auth_token": "t", "from": "+1", "base_url": "https://"},
+            "must be an http(s) URL",
+        ),
+        (
+            {"account_sid": SID, "auth_token": "t", "from": "+1", "base_url": "https://h:99999"},
+            "base_url is not a valid URL",
+        ),
+        (
+            {"account_sid": SID, "auth_token": "t", "from": "+1", "base_url": "https://a b"},
+            "base_url is not a valid URL",
+        ),
     ],
 )
 def test_options_are_validated(opts: dict[str, Any], text: str) -> None:
