@@ -2939,8 +2939,8 @@ def _demo_report(ws: Workspace, as_of: dt.datetime, quiet: bool) -> None:
 def _demo_predict(ws: Workspace, as_of: dt.datetime, quiet: bool) -> None:
     """Fit the CLV models as of the sample's last event (once: a second demo finds the run),
     so the profile, the report's CLV section and the `p_alive` / `clv` predicates have a run
-    to read. Data too
-    thin to fit is said, not hidden: the report then shows its no-data panel."""
+    to read. Data too thin to fit is said, not hidden: the report then shows its no-data
+    panel."""
     from mcrm import api
     from mcrm.errors import DataError
     from mcrm.output import console

@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcrm.errors import McrmError, UsageError
+from mcrm.errors import McrmError, UsageError, write_reason
 from mcrm.output import Rows, json_value
 
 if TYPE_CHECKING:
@@ -1281,8 +1281,6 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
         from mcrm.reports.funnel import parse_within
 
         parse_within(opts.funnel_within)  # a bad --within fails before any work
-    from mcrm.errors import write_reason
-
     try:
         # before the build: a folder that cannot be made fails in a moment, not after it
         made = [p for p in out.parents if not p.exists()]  # deepest first
