@@ -135,9 +135,8 @@ class Columns:
         self.sentinel = f"\ue000{secrets.token_hex(8)}\ue002"
         self.columns: list[str] = []  # user columns the templates read (locale first)
         self.auto: dict[str, bool] = {}  # template path -> autoescaped
-        # key -> (parts with the sentinel, part -> escaped: the parts that print the URL)
-        self.keys: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, bool]]] = {}
-        self.shared: dict[int, Shared] = {}  # id(parts of a key) -> its Shared
+        # key -> its parts with the sentinel and which of them print the URL, escaped or not
+        self.keys: dict[tuple[Any, ...], Shared] = {}
         self._campaign: dict[str, Any] | None = None
         self.eligible = self._check(user_columns)
 
@@ -213,9 +212,7 @@ class Columns:
         self._campaign = campaign_info(c)
         return True
 
-    def parts(
-        self, variant: str, values: tuple[Any, ...]
-    ) -> tuple[dict[str, str], dict[str, bool]] | None:
+    def parts(self, variant: str, values: tuple[Any, ...]) -> Shared | None:
         """The rendered parts of one key, with the sentinel for the unsubscribe URL; None when
         the templates fail or skip for it (the caller then goes the usual way)."""
         from mcrm.campaigns.context import templates_for
@@ -246,10 +243,9 @@ class Columns:
         esc = {p: self.auto[msg.files[p]] for p, text in parts.items() if self.sentinel in text}
         if len(self.keys) >= MAX_KEYS:
             self.keys.clear()
-            self.shared.clear()
-        self.keys[key] = (parts, esc)
-        self.shared[id(parts)] = Shared(parts, self.sentinel, esc)
-        return parts, esc
+        got = Shared(parts, self.sentinel, esc)
+        self.keys[key] = got
+        return got
 
     def messages(
         self,
@@ -261,9 +257,8 @@ class Columns:
         usual way)."""
         from mcrm.campaigns.render import email_headers
 
-        rendered = []
-        shares: list[Shared] = []  # taken now: a later key of the batch may clear the caches
-        keys, shared_of = self.keys, self.shared
+        rendered: list[Shared] = []
+        keys = self.keys
         for _uid, variant, values in rows:
             got = keys.get((variant, *values))  # rendered before: no call
             if got is None:
@@ -271,11 +266,10 @@ class Columns:
                 if got is None:
                     return None
             rendered.append(got)
-            shares.append(shared_of[id(got[0])])
         urls: list[str] = []
         escaped: list[str] = []  # each URL as autoescape prints it
         d = self.delivery.unsubscribe
-        if self.c.marketing or any(e for _, e in rendered):
+        if self.c.marketing or any(r.escaped for r in rendered):
             toks = tokens(d.secret.encode(), [r[0] for r in rows], self.c.name, issued_at)
             cut = d.url.split("{token}")
             if len(cut) == 2:  # a token (base64url and '.') is never escaped: only the rest is
@@ -302,11 +296,12 @@ class Columns:
             ]
         out = []
         s = self.sentinel
-        for i, (p, esc) in enumerate(rendered):
+        for i, sh in enumerate(rendered):
+            p, esc = sh.parts, sh.escaped
             shared = None
             if esc:
                 url, q = urls[i], escaped[i]
-                shared = (shares[i], url)
+                shared = (sh, url)
                 p = {
                     k: (v.replace(s, q if esc[k] else url) if k in esc else v)
                     for k, v in p.items()
