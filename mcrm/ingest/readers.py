@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mcrm.errors import DataError, UsageError
-from mcrm.ingest.kinds import DEFAULTS, KIND_NORMALISE, NORMALISE, Col, Kind
+from mcrm.ingest.kinds import DEFAULTS, NORMALISE, Col, Kind
 
 if TYPE_CHECKING:
     import duckdb
@@ -309,8 +309,6 @@ def cast_error(col: Col, raw: str, typed: str, opts: ReadOptions) -> str:
 def normalise(kind: Kind, col: Col, expr: str) -> str:
     if col.name in NORMALISE:
         expr = NORMALISE[col.name].format(c=expr)
-    if (kind.name, col.name) in KIND_NORMALISE:
-        expr = KIND_NORMALISE[(kind.name, col.name)].format(c=expr)
     if (kind.name, col.name) in DEFAULTS:
         expr = f"coalesce({expr}, {DEFAULTS[(kind.name, col.name)]})"
     return expr
