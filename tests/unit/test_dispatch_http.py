@@ -199,6 +199,15 @@ class _Proxy:
         self.sock.close()
 
 
+def _post_once(url: str) -> Any:
+    """POST `{}` to `url` over a new one-connection Wire, closed after."""
+    w = Wire(url, pool=1)
+    try:
+        return w.post(b"{}", {}, (5, 5))
+    finally:
+        w.close()
+
+
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
@@ -220,17 +229,9 @@ def test_proxy_credentials_in_the_url_are_sent_as_requests_sends_them(
         url = f"http://us%40r:p%3Ass@127.0.0.1:{proxy.port}"
         no_proxy_env.setenv("HTTP_PROXY", url)
         no_proxy_env.setenv("HTTPS_PROXY", url)
-        w = Wire("http://sg.invalid/v3/mail/send", pool=1)  # forwarded
-        try:
-            assert w.post(b"{}", {}, (5, 5)).status_code == 200
-        finally:
-            w.close()
-        w = Wire("https://sg.invalid/v3/mail/send", pool=1)  # tunnelled: CONNECT carries it
-        try:
-            with pytest.raises(Exception) as refused:
-                w.post(b"{}", {}, (5, 5))
-        finally:
-            w.close()
+        assert _post_once("http://sg.invalid/v3/mail/send").status_code == 200  # forwarded
+        with pytest.raises(Exception) as refused:  # tunnelled: CONNECT carries it
+            _post_once("https://sg.invalid/v3/mail/send")
     finally:
         proxy.close()
     assert [h[0] for h in proxy.heads] == [
@@ -247,12 +248,8 @@ def test_a_proxy_refusing_the_tunnel_is_not_ambiguous(no_proxy_env: pytest.Monke
     proxy = _Proxy("Basic never")
     try:
         no_proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
-        w = Wire("https://sg.invalid/v3/mail/send", pool=1)
-        try:
-            with pytest.raises(Exception) as wire:
-                w.post(b"{}", {}, (5, 5))
-        finally:
-            w.close()
+        with pytest.raises(Exception) as wire:
+            _post_once("https://sg.invalid/v3/mail/send")
         with pytest.raises(Exception) as req, requests.Session() as s:
             s.post("https://sg.invalid/v3/mail/send", data=b"{}", timeout=(5, 5))
     finally:
@@ -282,11 +279,7 @@ def test_https_trusts_what_requests_trusts(no_proxy_env: pytest.MonkeyPatch) -> 
     try:
         no_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "self-signed.pem"))
         port = srv.server_address[1]
-        w = Wire(f"https://127.0.0.1:{port}/v3/mail/send", pool=1)
-        try:
-            assert w.post(b"{}", {}, (5, 5)).status_code == 200
-        finally:
-            w.close()
+        assert _post_once(f"https://127.0.0.1:{port}/v3/mail/send").status_code == 200
         no_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "missing.pem"))
         with pytest.raises(ConfigError, match="CA bundle .*missing.pem does not exist"):
             Wire(f"https://127.0.0.1:{port}/v3/mail/send", pool=1)
@@ -299,22 +292,10 @@ def test_https_trusts_what_requests_trusts(no_proxy_env: pytest.MonkeyPatch) -> 
 def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> None:
     # a server with a self-signed certificate: the TLS handshake fails before any byte of
     # the request is sent -> auth ("tls"), never sent
-    import ssl
-
-    tls = TLS
-    srv = _Recorder(close_after_answer=False)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tls / "self-signed.pem", tls / "self-signed.key")
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
+    srv = _tls_server()
     try:
-        w = Wire(f"https://127.0.0.1:{srv.server_address[1]}/v3/mail/send", pool=1)
-        try:
-            with pytest.raises(Exception) as failed:
-                w.post(b"{}", {}, (5, 5))
-        finally:
-            w.close()
+        with pytest.raises(Exception) as failed:
+            _post_once(f"https://127.0.0.1:{srv.server_address[1]}/v3/mail/send")
     finally:
         srv.shutdown()
         srv.server_close()
@@ -325,15 +306,9 @@ def test_https_verifies_the_certificate(no_proxy_env: pytest.MonkeyPatch) -> Non
 def test_a_proxy_without_a_scheme_is_http_and_a_socks_proxy_a_clear_error(
     server: _Recorder, no_proxy_env: pytest.MonkeyPatch
 ) -> None:
-    from mcrm.errors import ConfigError
-
     target = "http://sg.invalid/v3/mail/send"
     no_proxy_env.setenv("HTTP_PROXY", f"127.0.0.1:{server.server_address[1]}")  # as requests
-    w = Wire(target, pool=1)
-    try:
-        assert w.post(b"{}", {}, (5, 5)).status_code == 200
-    finally:
-        w.close()
+    assert _post_once(target).status_code == 200
     assert server.lines == [f"POST {target} HTTP/1.1"]
     no_proxy_env.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(ConfigError, match="socks5:// proxy: only http:// and https://"):
