@@ -242,8 +242,8 @@ def _lines_are_records(stager: Stager, lines: str) -> bool:
         return True
     arrays = L._one(
         stager.con,
-        f"SELECT count(*) FROM {lines} WHERE CASE WHEN json_valid(j) "
-        "THEN json_type(CAST(j AS JSON)) = 'ARRAY' ELSE false END",
+        f"SELECT count(*) FROM (SELECT 1 FROM {lines} WHERE CASE WHEN json_valid(j) "
+        "THEN json_type(CAST(j AS JSON)) = 'ARRAY' ELSE false END LIMIT 1)",
     )
     return arrays > 0
 
