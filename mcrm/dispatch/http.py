@@ -39,45 +39,40 @@ def session(pool: int = 16) -> Any:
 def transport_outcome(e: BaseException) -> tuple[Outcome, str]:
     """A `requests` or urllib3 exception -> (outcome, code). Connect failures sent nothing
     (retry); a read timeout or a connection lost after the request may have been delivered
-    (ambiguous); TLS failures are configuration (auth)."""
+    (ambiguous); TLS failures are configuration (auth). `requests` wraps urllib3's error in
+    a MaxRetryError: both are classified by the urllib3 error underneath."""
     import requests
     from urllib3 import exceptions as u3
-    from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-    if isinstance(e, u3.HTTPError):  # urllib3 used directly (`Wire`), retries off
-        if isinstance(e, NewConnectionError):
-            return Outcome.RETRY, "connect_failed"
-        if isinstance(e, u3.ConnectTimeoutError):
-            return Outcome.RETRY, "connect_timeout"
-        if isinstance(e, u3.SSLError):
-            return Outcome.AUTH, "tls"
-        if isinstance(e, u3.ReadTimeoutError):
-            return Outcome.AMBIGUOUS, "read_timeout"
-        if isinstance(e, u3.ProxyError):
-            reason = e.args[1] if len(e.args) > 1 else None
-            if isinstance(reason, NewConnectionError | u3.ConnectTimeoutError):
-                return Outcome.RETRY, "connect_failed"  # the proxy itself is unreachable
-            tunnel = _tunnel_refused(reason)
-            if tunnel is not None:
-                return tunnel
-        return Outcome.AMBIGUOUS, "connection_lost"
     if isinstance(e, requests.exceptions.ConnectTimeout):
         return Outcome.RETRY, "connect_timeout"
     if isinstance(e, requests.exceptions.SSLError):
         return Outcome.AUTH, "tls"
     if isinstance(e, requests.exceptions.ReadTimeout):
         return Outcome.AMBIGUOUS, "read_timeout"
-    if isinstance(e, requests.exceptions.ConnectionError):
-        reason = e.args[0] if e.args else None
-        if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
-            return Outcome.RETRY, "connect_failed"
-        if isinstance(reason, MaxRetryError) and isinstance(reason.reason, u3.ProxyError):
-            inner = reason.reason.args[1] if len(reason.reason.args) > 1 else None
-            tunnel = _tunnel_refused(inner)
-            if tunnel is not None:
-                return tunnel
-        return Outcome.AMBIGUOUS, "connection_lost"
-    return Outcome.AMBIGUOUS, type(e).__name__
+    wrapped = isinstance(e, requests.exceptions.ConnectionError)
+    if wrapped and e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+    if isinstance(e, u3.MaxRetryError) and e.reason is not None:
+        e = e.reason
+    if not isinstance(e, u3.HTTPError):
+        return Outcome.AMBIGUOUS, "connection_lost" if wrapped else type(e).__name__
+    if isinstance(e, u3.NewConnectionError):
+        return Outcome.RETRY, "connect_failed"
+    if isinstance(e, u3.ConnectTimeoutError):
+        return Outcome.RETRY, "connect_timeout"
+    if isinstance(e, u3.SSLError):
+        return Outcome.AUTH, "tls"
+    if isinstance(e, u3.ReadTimeoutError):
+        return Outcome.AMBIGUOUS, "read_timeout"
+    if isinstance(e, u3.ProxyError):
+        reason = e.args[1] if len(e.args) > 1 else None
+        if isinstance(reason, u3.NewConnectionError | u3.ConnectTimeoutError):
+            return Outcome.RETRY, "connect_failed"  # the proxy itself is unreachable
+        tunnel = _tunnel_refused(reason)
+        if tunnel is not None:
+            return tunnel
+    return Outcome.AMBIGUOUS, "connection_lost"
 
 
 def _tunnel_refused(reason: Any) -> tuple[Outcome, str] | None:

@@ -259,6 +259,27 @@ def test_a_proxy_refusing_the_tunnel_is_not_ambiguous(no_proxy_env: pytest.Monke
     assert transport_outcome(req.value) == (Outcome.AUTH, "proxy_auth")
 
 
+def test_an_unreachable_proxy_is_retry_through_requests_and_wire(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    """Nothing listens where the proxy should be: no byte left the machine, so both clients
+    (Wire for SendGrid and FCM, requests for the other lanes) say retry, not ambiguous."""
+    import requests
+
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for scheme in ("http", "https"):
+        no_proxy_env.setenv(f"{scheme.upper()}_PROXY", f"http://127.0.0.1:{port}")
+        url = f"{scheme}://sg.invalid/v3/mail/send"
+        with pytest.raises(Exception) as wire:
+            _post_once(url)
+        with pytest.raises(Exception) as req, requests.Session() as s:
+            s.post(url, data=b"{}", timeout=(5, 5))
+        assert transport_outcome(wire.value) == (Outcome.RETRY, "connect_failed"), scheme
+        assert transport_outcome(req.value) == (Outcome.RETRY, "connect_failed"), scheme
+
+
 TLS = Path(__file__).parent.parent / "fixtures" / "tls"  # a self-signed test-only key
 
 
