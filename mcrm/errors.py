@@ -116,10 +116,10 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> 
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def write_reason(e: OSError | ValueError, out: Path) -> str:
-    """Why writing `out` failed, in words: the OS's reason (never `None`: an OSError made
-    without an errno has no `strerror`), naming the path at fault when it is not `out`
-    itself (a parent that is a file, ...)."""
+def os_reason(e: OSError | ValueError, out: Path) -> str:
+    """Why reading or writing `out` failed, in words: the OS's reason (never `None`: an
+    OSError made without an errno has no `strerror`), naming the path at fault when it is not
+    `out` itself (a parent that is a file, ...)."""
     if isinstance(e, ValueError):  # a NUL byte in the path
         return str(e) or "invalid path"
     where = Path(e.filename) if isinstance(e.filename, str) and e.filename else None

@@ -25,7 +25,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mcrm.errors import UsageError, write_reason
+from mcrm.errors import UsageError, os_reason
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -171,7 +171,7 @@ def write_rows(
             with out.open("wb") as fh:
                 return _write_stream(result, fmt, fh, raw)
         except OSError as e:
-            raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
+            raise UsageError(f"cannot write {out}: {os_reason(e, out)}") from None
     target = stream if stream is not None else sys.stdout.buffer
     n = _write_stream(result, fmt, target, raw)
     target.flush()

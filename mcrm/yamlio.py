@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcrm.errors import ConfigError, McrmError, Where, did_you_mean
+from mcrm.errors import ConfigError, McrmError, Where, did_you_mean, os_reason
 
 Path_ = tuple[str | int, ...]
 
@@ -62,8 +62,7 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{shown} is not valid UTF-8 (byte {e.start})") from None
     except OSError as e:
-        reason = e.strerror or str(e) or type(e).__name__
-        raise ConfigError(f"cannot read {shown}: {reason}") from None
+        raise ConfigError(f"cannot read {shown}: {os_reason(e, path)}") from None
     return parse_yaml(text, shown)
 
 

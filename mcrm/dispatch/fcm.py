@@ -34,7 +34,7 @@ from typing import Any
 
 from mcrm.dispatch.core import Outbound, Outcome, Result, parse_retry_after
 from mcrm.dispatch.http import OneByOne, Wire, base_url, json_or_none, session, transport_outcome
-from mcrm.errors import ConfigError, Where
+from mcrm.errors import ConfigError, Where, os_reason
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_BASE = "https://fcm.googleapis.com"
@@ -221,7 +221,7 @@ class Fcm:
             info = json.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise ConfigError(
-                f"provider '{name}': cannot read service_account {path}: {e.strerror}",
+                f"provider '{name}': cannot read service_account {path}: {os_reason(e, path)}",
                 where=where,
             ) from None
         except ValueError:

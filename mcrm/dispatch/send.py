@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcrm.dispatch.core import backoff
-from mcrm.errors import NotFound, ProviderError, UsageError
+from mcrm.errors import NotFound, ProviderError, UsageError, os_reason
 
 MAX_PAUSE_S = 300.0  # a lane pause up to this is slept through in the run (providers.md §1.4)
 MAX_CONSECUTIVE_RETRIES = 20  # retry-class failures in a row that stop a lane for the run
@@ -77,7 +77,7 @@ def plan_id_of_file(path: Path) -> str:
         with path.open(encoding="utf-8") as f:
             first = f.readline()
     except OSError as e:
-        raise UsageError(f"cannot read plan file {path}: {e.strerror}") from None
+        raise UsageError(f"cannot read plan file {path}: {os_reason(e, path)}") from None
     try:
         return str(json.loads(first)["plan_id"])
     except (ValueError, KeyError, TypeError):

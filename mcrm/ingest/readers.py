@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcrm.errors import DataError, UsageError
+from mcrm.errors import DataError, UsageError, os_reason
 from mcrm.ingest.kinds import DEFAULTS, NORMALISE, Col, Kind
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def detect(path: Path, display: str) -> Source:
         with path.open("rb") as fh:
             fh.read(1)
     except OSError as e:
-        raise DataError(f"cannot read {display}: {e.strerror}") from None
+        raise DataError(f"cannot read {display}: {os_reason(e, path)}") from None
     fmt = FORMATS[ext]
     if fmt == "json" and _first_char(path, compression) == "{":
         fmt = "jsonl"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from mcrm.errors import UsageError, did_you_mean, write_reason
+from mcrm.errors import UsageError, did_you_mean, os_reason
 from mcrm.output import Format, Rows, console, json_value, resolve_format, write_rows
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ def _write_bytes(data: bytes, out: Path | None) -> None:
     try:
         out.write_bytes(data)
     except (OSError, ValueError) as e:
-        raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
+        raise UsageError(f"cannot write {out}: {os_reason(e, out)}") from None
 
 
 def ratio(num: float | int | None, den: float | int | None) -> float | None:

@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcrm.errors import McrmError, UsageError, write_reason
+from mcrm.errors import McrmError, UsageError, os_reason
 from mcrm.output import Rows, json_value
 
 if TYPE_CHECKING:
@@ -1286,7 +1286,7 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
         made = [p for p in out.parents if not p.exists()]  # deepest first
         out.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
-        raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
+        raise UsageError(f"cannot write {out}: {os_reason(e, out)}") from None
     try:
         with open_db(ws) as con:
             result = build_html(con, ws, period, opts)
@@ -1300,5 +1300,5 @@ def write_html(ws: Workspace, period: Period, out: Path, opts: HtmlOptions) -> H
     try:
         out.write_text(result.text, encoding="utf-8")
     except (OSError, ValueError) as e:
-        raise UsageError(f"cannot write {out}: {write_reason(e, out)}") from None
+        raise UsageError(f"cannot write {out}: {os_reason(e, out)}") from None
     return result

@@ -517,7 +517,7 @@ def test_failed_build_leaves_no_folder_behind(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_write_reason_names_the_cause(tmp_path: Path) -> None:
-    from mcrm.errors import write_reason
+    from mcrm.errors import os_reason
 
     def caught(fn: Any) -> OSError:
         try:
@@ -533,26 +533,26 @@ def test_write_reason_names_the_cause(tmp_path: Path) -> None:
         out = ro / "r.html"
         if os.geteuid() != 0:  # root writes anywhere
             e = caught(lambda: out.write_text("x"))
-            assert write_reason(e, out) == "Permission denied"
+            assert os_reason(e, out) == "Permission denied"
     finally:
         ro.chmod(0o700)
-    assert write_reason(caught(lambda: tmp_path.write_bytes(b"x")), tmp_path) == (
+    assert os_reason(caught(lambda: tmp_path.write_bytes(b"x")), tmp_path) == (
         "it is a directory (give a file name)"
     )
     gone = tmp_path / "gone" / "r.csv"
-    assert write_reason(caught(lambda: gone.write_bytes(b"x")), gone) == (
+    assert os_reason(caught(lambda: gone.write_bytes(b"x")), gone) == (
         f"directory {gone.parent} does not exist"
     )
     if Path("/dev/full").exists():
         full = Path("/dev/full")
-        assert write_reason(caught(lambda: full.write_bytes(b"x" * 10)), full) == (
+        assert os_reason(caught(lambda: full.write_bytes(b"x" * 10)), full) == (
             "No space left on device"
         )
     # an OSError raised without an errno (by a library or a filesystem layer) has no strerror
-    assert write_reason(OSError("disk quota exhausted"), tmp_path / "r.html") == (
+    assert os_reason(OSError("disk quota exhausted"), tmp_path / "r.html") == (
         "disk quota exhausted"
     )
-    assert write_reason(OSError(), tmp_path / "r.html") == "OSError"
-    assert write_reason(ValueError("embedded null byte"), tmp_path / "r.html") == (
+    assert os_reason(OSError(), tmp_path / "r.html") == "OSError"
+    assert os_reason(ValueError("embedded null byte"), tmp_path / "r.html") == (
         "embedded null byte"
     )
